@@ -1,0 +1,138 @@
+"""The ``irnn-chainer`` command: train, evaluate, info.
+
+Errors the user can fix (bad flags, data, devices, run folders) print one line
+``irnn-chainer: error: ...`` and exit with code 2, never a traceback.
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault('MPLBACKEND', 'Agg')  # plots are written to files; no display needed
+
+import irnn_chainer  # noqa: E402  (applies the compat shims before Chainer is imported)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return value
+
+
+def add_train_arguments(p):
+    # Run-defining flags default to None: "not given", so --resume can keep the run's own.
+    p.add_argument('--batchsize', '-b', type=_positive_int, help='mini-batch size (default 16, as the gist)')
+    length = p.add_mutually_exclusive_group()
+    length.add_argument('--epoch', '-e', type=_positive_int, help='epochs to train (default 1)')
+    length.add_argument('--iteration', type=_positive_int, help='updates to train, instead of --epoch')
+    p.add_argument('--lr', type=float, help='SGD learning rate (default 1e-8, as the paper)')
+    p.add_argument('--clip', type=float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
+    p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
+    p.add_argument('--init-std', type=float, help='std of the N(0, s) input/output weights (default 0.001)')
+    p.add_argument('--seed', type=int, help='seed for initial weights, shuffling and --permute (default 0)')
+    p.add_argument('--permute', action='store_true', default=None,
+                   help='permuted pixel MNIST: one fixed random permutation of the 784 pixels')
+    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'),
+                   help='auto (default): full MNIST if found or downloadable, else the embedded '
+                        '5000-image subset; mnist: full MNIST or fail; embedded: the subset')
+    p.add_argument('--data-dir', help='folder with the four MNIST IDX files (or env IRNN_MNIST_DIR)')
+    p.add_argument('--dtype', choices=('float32', 'float64'),
+                   help='parameter dtype (default float32; lr 1e-8 cannot move the identity '
+                        'diagonal in float32)')
+    p.add_argument('--train-limit', type=_positive_int, help='use only the first N training images')
+    p.add_argument('--test-limit', type=_positive_int, help='use only the first N test images')
+    p.add_argument('--impl', choices=('stepwise', 'fused'),
+                   help='stepwise: one node per pixel, as the gist (default); fused: the whole '
+                        'recurrence as one FunctionNode')
+    p.add_argument('--eval-batchsize', type=_positive_int, help='batch size for evaluation (default 1000)')
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
+    dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
+    p.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
+    p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
+    p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='irnn-chainer',
+        description="IRNN (Le, Jaitly & Hinton 2015) on pixel-by-pixel MNIST, in Chainer")
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    p = sub.add_parser('train', help='train an IRNN (log, plots and snapshots in --out)')
+    add_train_arguments(p)
+    p = sub.add_parser('evaluate', help='test loss and accuracy of a saved run')
+    p.add_argument('run', help='run folder written by irnn-chainer train')
+    p.add_argument('--data-dir', help='folder with the MNIST IDX files, if not the run\'s own')
+    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'))
+    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument('--device', '-d')
+    dev.add_argument('--gpu', '-g', type=int)
+    sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
+    return parser
+
+
+def cmd_train(args):
+    from irnn_chainer import train as train_mod
+    from irnn_chainer.compat import api
+    cli = {k: getattr(args, k, None) for k in train_mod.DEFAULTS}
+    cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
+    trainer = train_mod.train(cli, args.out, resume=args.resume, force=args.force,
+                              progress=not args.no_progress)
+    log = trainer.get_extension('LogReport').log
+    if log:
+        last = log[-1]
+        print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
+              % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
+                 last.get('validation/main/loss', float('nan')), trainer.out))
+    return 0
+
+
+def cmd_evaluate(args):
+    from irnn_chainer import train as train_mod
+    from irnn_chainer.compat import api
+    device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
+    r = train_mod.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
+                           batchsize=args.batchsize, device=device)
+    print('test accuracy %.4f, test loss %.4f on %d images (%s, %.1f s)'
+          % (r['accuracy'], r['loss'], r['n'], r['model'], r['seconds']))
+    return 0
+
+
+def cmd_info(args):
+    from irnn_chainer.compat import api, shims
+    for key, value in api.versions().items():
+        print('%-8s %s' % (key, value))
+    print('shims    %s' % ('none' if not shims.APPLIED else ''))
+    for name, why in shims.APPLIED:
+        print('  - %s: %s' % (name, why))
+    ok, why = api.cuda_status()
+    print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
+    try:
+        from irnn_chainer import kernels
+        print('fused    CPU kernel: %s' % kernels.backend_name())
+    except ImportError as e:
+        print('fused    not available (%s)' % e)
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from irnn_chainer import data as data_mod
+    from irnn_chainer import train as train_mod
+    from irnn_chainer.compat import api
+    try:
+        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info}[args.command](args)
+    except (data_mod.DataError, train_mod.UsageError, api.DeviceError) as e:
+        sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Training: the Chainer Trainer for the IRNN, as the 2015 gist configured it.
+
+SGD with lr 1e-8, global-norm gradient clipping at 1.0, batch 16, the training set
+shuffled every epoch, test loss and accuracy every epoch. Everything the run needs to be
+evaluated or resumed (its settings, the pixel permutation, snapshots) goes into ``--out``.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+import chainer
+import chainer.links as L
+from chainer import training
+from chainer.training import extensions
+
+from irnn_chainer import data as data_mod
+from irnn_chainer.compat import api
+from irnn_chainer.model import IRNN
+
+# Settings that define a run; ``--resume`` keeps them from the run's config.json.
+DEFAULTS = {
+    'batchsize': 16, 'epoch': None, 'iteration': None, 'lr': 1e-8, 'clip': 1.0,
+    'unit': 100, 'init_std': 0.001, 'seed': 0, 'permute': False, 'dataset': 'auto',
+    'data_dir': None, 'dtype': 'float32', 'train_limit': None, 'test_limit': None,
+    'impl': 'stepwise', 'eval_batchsize': 1000, 'device': None,
+}
+# May differ between a run and its resumption (where to run, how long, how to read data).
+RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl')
+CONFIG_FILE = 'config.json'
+PERMUTATION_FILE = 'permutation.npy'
+MODEL_FILE = 'model.npz'
+SNAPSHOT_PREFIX = 'snapshot_iter_'
+
+
+class UsageError(Exception):
+    """Bad flags or run folder: one line for the user, exit code 2."""
+
+
+class ShuffledIterator(chainer.iterators.SerialIterator):
+    """SerialIterator that shuffles with its own seeded RandomState and saves that
+    state in snapshots, so a resumed run draws the same future epochs as an
+    uninterrupted one (Chainer's default sampler uses the global RNG, not saved)."""
+
+    def __init__(self, dataset, batch_size, seed):
+        self._rng = np.random.RandomState(seed)
+        super(ShuffledIterator, self).__init__(
+            dataset, batch_size, repeat=True,
+            order_sampler=chainer.iterators.ShuffleOrderSampler(self._rng))
+
+    def serialize(self, serializer):
+        super(ShuffledIterator, self).serialize(serializer)
+        name, keys, pos, has_gauss, cached = self._rng.get_state()
+        keys = serializer('rng_keys', np.array(keys))
+        pos = serializer('rng_pos', pos)
+        has_gauss = serializer('rng_has_gauss', has_gauss)
+        cached = serializer('rng_cached_gaussian', cached)
+        self._rng.set_state((name, np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached)))
+
+
+def convert(batch, device=None):
+    """Stack a batch; pixels are stored as uint8 and reach the model as int32 ids."""
+    x, t = chainer.dataset.concat_examples(batch, device)
+    return x.astype(np.int32), t
+
+
+class _StopTrigger(object):
+    """The run's stop trigger, which also stops cleanly after the update in progress
+    when Ctrl-C was pressed (a KeyboardInterrupt mid-update would lose the batch the
+    iterator already handed out, and resume would not continue exactly)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.interrupted = False
+
+    def __call__(self, trainer):
+        return self.interrupted or self.base(trainer)
+
+    def get_training_length(self):
+        return self.base.get_training_length()
+
+
+def resolve_config(cli, saved=None):
+    """DEFAULTS <- the resumed run's saved config <- flags given on the command line."""
+    cfg = dict(DEFAULTS)
+    if saved:
+        cfg.update({k: v for k, v in saved.items() if k in DEFAULTS})
+    for key, value in cli.items():
+        if value is None or key not in DEFAULTS:
+            continue
+        if saved and key not in RESUMABLE_CHANGES and saved.get(key) != value:
+            raise UsageError('--%s %s differs from the resumed run (%s); a resumed run keeps its '
+                             'settings' % (key.replace('_', '-'), value, saved.get(key)))
+        cfg[key] = value
+    if cli.get('epoch') is not None:
+        cfg['iteration'] = None
+    elif cli.get('iteration') is not None:
+        cfg['epoch'] = None
+    if cfg['epoch'] is None and cfg['iteration'] is None:
+        cfg['epoch'] = 1
+    for key in ('batchsize', 'unit', 'eval_batchsize'):
+        if int(cfg[key]) < 1:
+            raise UsageError('--%s: expected a positive integer, got %s' % (key, cfg[key]))
+    for key in ('epoch', 'iteration'):
+        if cfg[key] is not None and int(cfg[key]) < 1:
+            raise UsageError('--%s: expected a positive integer, got %s' % (key, cfg[key]))
+    if not cfg['lr'] > 0:
+        raise UsageError('--lr: expected a positive number, got %s' % cfg['lr'])
+    if cfg['clip'] is not None and cfg['clip'] < 0:
+        raise UsageError('--clip: expected >= 0 (0 = no clipping), got %s' % cfg['clip'])
+    return cfg
+
+
+def find_snapshot(path):
+    """The snapshot file for ``--resume PATH``: the file itself, or the latest one in a run folder."""
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise UsageError('--resume: expected a run folder or a snapshot file, got %r (not found)' % path)
+    snaps = [f for f in os.listdir(path) if f.startswith(SNAPSHOT_PREFIX) and f[len(SNAPSHOT_PREFIX):].isdigit()]
+    if not snaps:
+        raise UsageError('--resume: no %s* file in %s' % (SNAPSHOT_PREFIX, path))
+    return os.path.join(path, max(snaps, key=lambda f: int(f[len(SNAPSHOT_PREFIX):])))
+
+
+def load_config(run_dir):
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise UsageError('%s: not an irnn-chainer run folder (no %s)' % (run_dir, CONFIG_FILE))
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def build_model(cfg):
+    """The classifier (IRNN + softmax cross-entropy + accuracy) in the run's dtype."""
+    np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
+    predictor = api.build_in_dtype(
+        lambda: IRNN(n_units=cfg['unit'], init_std=cfg['init_std'], impl=cfg['impl']), cfg['dtype'])
+    return L.Classifier(predictor)
+
+
+def load_data(cfg, run_dir, log=print):
+    """The train/test datasets, with the run's stored pixel permutation when ``permute``."""
+    splits = data_mod.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'],
+                                cfg['test_limit'], log=log)
+    train_x, test_x = splits.train_x, splits.test_x
+    if cfg['permute']:
+        path = os.path.join(run_dir, PERMUTATION_FILE)
+        if os.path.exists(path):
+            perm = np.load(path)
+        else:
+            perm = data_mod.make_permutation(cfg['seed'])
+            np.save(path, perm)
+        log('permuted pixel MNIST: one fixed permutation (seed %d, %s)' % (cfg['seed'], path))
+        train_x = data_mod.apply_permutation(train_x, perm)
+        test_x = data_mod.apply_permutation(test_x, perm)
+    train = chainer.datasets.TupleDataset(train_x, splits.train_y)
+    test = chainer.datasets.TupleDataset(test_x, splits.test_y)
+    return train, test, splits.source
+
+
+def train(cli, out, resume=None, force=False, progress=True, log=print):
+    """Run (or resume) training; returns the trainer. ``cli`` holds the flags given."""
+    snapshot = None
+    saved = None
+    if resume:
+        snapshot = find_snapshot(resume)
+        run_dir = os.path.dirname(os.path.abspath(snapshot))
+        saved = load_config(run_dir)
+        out = out or run_dir
+    out = out or 'result'
+    if not resume and not force and os.path.isdir(out) and any(
+            f == CONFIG_FILE or f.startswith(SNAPSHOT_PREFIX) for f in os.listdir(out)):
+        raise UsageError('%s already holds a run: use --resume %s to continue it, or --force to '
+                         'start over in it' % (out, out))
+    cfg = resolve_config(cli, saved)
+    os.makedirs(out, exist_ok=True)
+    if saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
+        # resuming into a new folder: carry the permutation along
+        src = os.path.join(os.path.dirname(os.path.abspath(snapshot)), PERMUTATION_FILE)
+        if os.path.exists(src):
+            np.save(os.path.join(out, PERMUTATION_FILE), np.load(src))
+    device = api.get_device(cfg['device'])
+
+    train_set, test_set, source = load_data(cfg, out, log=log)
+    model = build_model(cfg)
+    api.to_device(model, device)
+    optimizer = api.setup_optimizer(chainer.optimizers.SGD(lr=cfg['lr']), model, cfg['clip'] or None)
+
+    train_iter = ShuffledIterator(train_set, cfg['batchsize'], seed=cfg['seed'])
+    test_iter = chainer.iterators.SerialIterator(test_set, cfg['eval_batchsize'], repeat=False, shuffle=False)
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, converter=convert, device=device)
+
+    per_epoch = -(-len(train_set) // cfg['batchsize'])
+    if cfg['epoch'] is not None:
+        stop = (cfg['epoch'], 'epoch')
+        interval = (1, 'epoch')
+    else:
+        stop = (cfg['iteration'], 'iteration')
+        interval = (1, 'epoch') if cfg['iteration'] >= per_epoch else (cfg['iteration'], 'iteration')
+    stop_trigger = _StopTrigger(chainer.training.triggers.IntervalTrigger(*stop))
+    trainer = training.Trainer(updater, stop_trigger, out=out)
+
+    snapshot_ext = extensions.snapshot(filename=SNAPSHOT_PREFIX + '{.updater.iteration}', n_retains=2)
+    trainer.extend(extensions.Evaluator(test_iter, model, converter=convert, device=device), trigger=interval)
+    trainer.extend(extensions.LogReport(trigger=interval))
+    trainer.extend(snapshot_ext, trigger=interval)
+    x_key = interval[1]
+    trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval,
+                                         file_name='loss.png'))
+    trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
+                                         trigger=interval, file_name='accuracy.png'))
+    trainer.extend(extensions.PrintReport(
+        ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
+         'validation/main/accuracy', 'elapsed_time']), trigger=interval)
+    if progress:
+        trainer.extend(extensions.ProgressBar(update_interval=10 if cfg['impl'] == 'stepwise' else 50))
+
+    if snapshot:
+        chainer.serializers.load_npz(snapshot, trainer)
+        log('resumed from %s at epoch %d, iteration %d' % (snapshot, updater.epoch, updater.iteration))
+    cfg_out = dict(cfg, source=source, per_epoch=per_epoch, train_size=len(train_set),
+                   test_size=len(test_set), versions=api.versions())
+    write_json(os.path.join(out, CONFIG_FILE), cfg_out)
+    log('training: %d images, %d iterations per epoch (batch %d), stop at %d %s(s); lr %g, '
+        'clip %s, %s, %s, device %s -> %s' % (len(train_set), per_epoch, cfg['batchsize'], stop[0],
+                                               stop[1], cfg['lr'], cfg['clip'], cfg['dtype'], cfg['impl'],
+                                               device, out))
+
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if stop_trigger.interrupted:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        stop_trigger.interrupted = True
+        sys.stderr.write('\nCtrl-C: stopping after this update and saving a snapshot '
+                         '(press again to abort)\n')
+
+    in_main_thread = True
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        in_main_thread = False
+    try:
+        trainer.run()
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if stop_trigger.interrupted:
+        snapshot_ext(trainer)
+        log('interrupted at epoch %d, iteration %d: snapshot saved; continue with --resume %s'
+            % (updater.epoch, updater.iteration, out))
+    api.save_npz(os.path.join(out, MODEL_FILE), model.predictor)
+    return trainer
+
+
+def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, log=print):
+    """Test loss and accuracy of a finished (or snapshotted) run, on its own test split."""
+    cfg = load_config(run_dir)
+    if data_dir is not None:
+        cfg['data_dir'] = data_dir
+    if dataset is not None:
+        cfg['dataset'] = dataset
+    if device is not None:
+        cfg['device'] = device
+    dev = api.get_device(cfg['device'])
+    _, test_set, _ = load_data(cfg, run_dir, log=log)
+    model = build_model(cfg)
+    model_path = os.path.join(run_dir, MODEL_FILE)
+    if os.path.exists(model_path):
+        api.load_npz(model_path, model.predictor)
+    else:
+        api.load_npz(find_snapshot(run_dir), model, path_in_file='updater/model:main/')
+        model_path = find_snapshot(run_dir)
+    api.to_device(model, dev)
+    it = chainer.iterators.SerialIterator(test_set, batchsize, repeat=False, shuffle=False)
+    t0 = time.time()
+    result = extensions.Evaluator(it, model, converter=convert, device=dev).evaluate()
+    out = {'loss': float(result['main/loss']), 'accuracy': float(result['main/accuracy']),
+           'n': len(test_set), 'model': model_path, 'seconds': time.time() - t0}
+    return out
