@@ -1,0 +1,178 @@
+"""The IRNN model against independent truths: the specified initialisation, a
+hand-written NumPy loop of the recurrence and its backprop, Chainer's gradient_check,
+and SGD with global-norm clipping computed by hand."""
+import numpy as np
+import pytest
+
+import irnn_chainer  # noqa: F401  (compat shims first)
+import chainer
+import chainer.functions as F
+from chainer import gradient_check
+
+from irnn_chainer.compat import api
+from irnn_chainer.model import IRNN, check_ids
+
+
+def numpy_forward(E, W, b, V, c, ids):
+    """h_t = relu(E[x_t] + h W^T + b); logits = h_T V^T + c. Returns logits and all h."""
+    B, T = ids.shape
+    hs = [np.zeros((B, W.shape[0]), dtype=E.dtype)]
+    for t in range(T):
+        hs.append(np.maximum(E[ids[:, t]] + hs[-1] @ W.T + b, 0))
+    return hs[-1] @ V.T + c, hs
+
+
+def numpy_backward(E, W, b, V, c, ids, gy):
+    """Backprop through time for numpy_forward, given dL/dlogits."""
+    _, hs = numpy_forward(E, W, b, V, c, ids)
+    gE, gW, gb = np.zeros_like(E), np.zeros_like(W), np.zeros_like(b)
+    gV, gc = gy.T @ hs[-1], gy.sum(0)
+    gh = gy @ V
+    for t in range(ids.shape[1], 0, -1):
+        gpre = gh * (hs[t] > 0)
+        np.add.at(gE, ids[:, t - 1], gpre)
+        gW += gpre.T @ hs[t - 1]
+        gb += gpre.sum(0)
+        gh = gpre @ W
+    return gE, gW, gb, gV, gc
+
+
+def random_model(rng, n_units=6, n_in=256, dtype=np.float64):
+    m = api.build_in_dtype(lambda: IRNN(n_units=n_units, n_in=n_in), dtype)
+    # random, not only the identity init; scaled so some units switch off along the way
+    m.pixel_to_h.W.array[...] = rng.normal(0, 0.5, m.pixel_to_h.W.shape)
+    m.h_to_h.W.array[...] = rng.normal(0, 0.6, m.h_to_h.W.shape)
+    m.h_to_h.b.array[...] = rng.normal(0, 0.1, m.h_to_h.b.shape)
+    m.h_to_y.W.array[...] = rng.normal(0, 0.5, m.h_to_y.W.shape)
+    m.h_to_y.b.array[...] = rng.normal(0, 0.1, m.h_to_y.b.shape)
+    return m
+
+
+def params(m):
+    return [m.pixel_to_h.W.array, m.h_to_h.W.array, m.h_to_h.b.array, m.h_to_y.W.array, m.h_to_y.b.array]
+
+
+def test_initialisation_as_specified():
+    np.random.seed(0)
+    m = IRNN()
+    assert m.pixel_to_h.W.shape == (256, 100) and not hasattr(m.pixel_to_h, 'b')
+    np.testing.assert_array_equal(m.h_to_h.W.array, np.eye(100, dtype=np.float32))
+    np.testing.assert_array_equal(m.h_to_h.b.array, np.zeros(100, np.float32))
+    np.testing.assert_array_equal(m.h_to_y.b.array, np.zeros(10, np.float32))
+    assert m.h_to_y.W.shape == (10, 100)
+    for w in (m.pixel_to_h.W.array, m.h_to_y.W.array):
+        assert w.dtype == np.float32
+        # N(0, 0.001): sample std of >= 1000 draws within 10% of 0.001, mean near 0
+        assert abs(w.std() / 0.001 - 1) < 0.1, w.std()
+        assert abs(w.mean()) < 0.0002
+    assert sorted(name for name, _ in m.namedparams()) == [
+        '/h_to_h/W', '/h_to_h/b', '/h_to_y/W', '/h_to_y/b', '/pixel_to_h/W']
+
+
+def test_float64_build():
+    m = api.build_in_dtype(lambda: IRNN(n_units=5), 'float64')
+    assert {p.dtype for p in m.params()} == {np.dtype(np.float64)}
+    np.testing.assert_array_equal(m.h_to_h.W.array, np.eye(5))
+
+
+@pytest.mark.parametrize('T', [1, 7, 784])
+def test_forward_equals_numpy_loop(T):
+    rng = np.random.RandomState(T)
+    m = random_model(rng, n_units=6)
+    m.h_to_h.W.array[...] *= 0.3  # keep 784 steps finite
+    ids = rng.randint(0, 256, size=(3, T)).astype(np.int32)
+    expected, hs = numpy_forward(*params(m), ids)
+    assert any((h == 0).any() for h in hs[1:]), 'test should exercise ReLUs that switch off'
+    np.testing.assert_allclose(m(ids).array, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_float32_forward_on_real_init_close_to_float64():
+    np.random.seed(1)
+    m32 = IRNN()
+    np.random.seed(1)
+    m64 = api.build_in_dtype(lambda: IRNN(), 'float64')
+    ids = np.random.RandomState(0).randint(0, 256, (2, 784)).astype(np.int32)
+    np.testing.assert_allclose(m32(ids).array, m64(ids).array, rtol=1e-4, atol=1e-7)
+    expected, _ = numpy_forward(*params(m64), ids)
+    np.testing.assert_allclose(m64(ids).array, expected, rtol=1e-12)
+
+
+def test_gradients_equal_numpy_backprop():
+    rng = np.random.RandomState(3)
+    m = random_model(rng, n_units=5)
+    ids = rng.randint(0, 256, size=(4, 9)).astype(np.int32)
+    gy = rng.normal(size=(4, 10))
+    y = m(ids)
+    y.grad = gy.copy()
+    m.cleargrads()
+    y.backward()
+    got = [m.pixel_to_h.W.grad, m.h_to_h.W.grad, m.h_to_h.b.grad, m.h_to_y.W.grad, m.h_to_y.b.grad]
+    for g, e in zip(got, numpy_backward(*params(m), ids, gy)):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_check():
+    rng = np.random.RandomState(4)
+    m = random_model(rng, n_units=4, n_in=12)
+    ids = rng.randint(0, 12, size=(3, 5)).astype(np.int32)
+    gy = rng.normal(size=(3, 10))
+    gradient_check.check_backward(
+        lambda x: m(x), ids, gy, params=tuple(m.params()), no_grads=[True],
+        eps=1e-6, atol=1e-7, rtol=1e-6, dtype=np.float64)
+
+
+def test_one_clipped_sgd_update_is_exact():
+    rng = np.random.RandomState(5)
+    m = random_model(rng, n_units=6)
+    ids = rng.randint(0, 256, size=(4, 20)).astype(np.int32)
+    t = rng.randint(0, 10, size=4).astype(np.int32)
+    before = [p.copy() for p in params(m)]
+    loss = F.softmax_cross_entropy(m(ids), t)
+    m.cleargrads()
+    loss.backward()
+    grads = [p.grad.copy() for p in (m.pixel_to_h.W, m.h_to_h.W, m.h_to_h.b, m.h_to_y.W, m.h_to_y.b)]
+    norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+    lr, clip = 0.05, 0.5
+    assert norm > clip, 'the test must exercise clipping'
+    opt = api.setup_optimizer(chainer.optimizers.SGD(lr=lr), m, clip)
+    opt.update()
+    for p0, p1, g in zip(before, params(m), grads):
+        np.testing.assert_allclose(p1, p0 - lr * g * (clip / norm), rtol=1e-12, atol=1e-15)
+
+
+def test_stepwise_loss_matches_numpy_softmax_cross_entropy():
+    rng = np.random.RandomState(6)
+    m = random_model(rng, n_units=6)
+    ids = rng.randint(0, 256, size=(5, 11)).astype(np.int32)
+    t = rng.randint(0, 10, size=5).astype(np.int32)
+    logits, _ = numpy_forward(*params(m), ids)
+    z = logits - logits.max(1, keepdims=True)
+    expected = -(z[np.arange(5), t] - np.log(np.exp(z).sum(1))).mean()
+    assert api.scalar(F.softmax_cross_entropy(m(ids), t)) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize('bad, exc, words', [
+    (np.zeros((2, 5), np.float32), TypeError, ['integer pixel ids', 'float32']),
+    (np.zeros(5, np.int32), ValueError, ['(batch, time)', '1-D', '(5,)']),
+    (np.zeros((2, 3, 4), np.int32), ValueError, ['(batch, time)', '3-D']),
+    (np.full((2, 5), 256, np.int32), ValueError, ['0..255', '256']),
+    (np.full((2, 5), -1, np.int32), ValueError, ['0..255', '-1']),
+    ([[1, 2, 3]], TypeError, ['integer array', 'list']),
+    (np.zeros((0, 5), np.int32), ValueError, ['at least one']),
+])
+def test_bad_input_gives_clear_error(bad, exc, words):
+    m = IRNN(n_units=3)
+    with pytest.raises(exc) as info:
+        m(bad)
+    msg = str(info.value)
+    assert '\n' not in msg and 'Expect:' not in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_other_integer_dtypes_accepted_as_int32():
+    x = np.array([[0, 255, 3]], np.uint8)
+    out = check_ids(x, 256)
+    assert out.dtype == np.int32 and out.tolist() == [[0, 255, 3]]
+    m = IRNN(n_units=3)
+    np.testing.assert_array_equal(m(x).array, m(x.astype(np.int64)).array)
