@@ -257,8 +257,10 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
-    if stop_trigger.interrupted:
+    # Always end with a snapshot of the last iteration, so --resume continues from here.
+    if not os.path.exists(os.path.join(out, SNAPSHOT_PREFIX + str(updater.iteration))):
         snapshot_ext(trainer)
+    if stop_trigger.interrupted:
         log('interrupted at epoch %d, iteration %d: snapshot saved; continue with --resume %s'
             % (updater.epoch, updater.iteration, out))
     api.save_npz(os.path.join(out, MODEL_FILE), model.predictor)

