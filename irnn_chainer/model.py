@@ -50,24 +50,36 @@ def check_ids(x, n_in, name='x'):
     return x.astype(np.int32, copy=False)
 
 
-class IRNN(chainer.Chain):
-    """Identity-initialised ReLU RNN over integer inputs (pixel ids).
+class RNN(chainer.Chain):
+    """Elman RNN over integer inputs: ``h_t = act(pixel_to_h(x_t) + h_to_h(h_{t-1}))``.
 
-    ``impl='stepwise'`` is the faithful reference (one EmbedID + Linear + ReLU node per
-    timestep, as the gist); ``impl='fused'`` runs the whole recurrence as one
-    FunctionNode (:mod:`irnn_chainer.fused`). Both use the same parameters.
+    ``recurrent_init='identity'`` with ReLU is the IRNN; ``'normal'`` draws ``h_to_h`` from
+    N(0, init_std) like the other weights (the paper's plain RNN baselines).
+    ``impl='stepwise'`` is the faithful reference (one EmbedID + Linear + activation node
+    per timestep, as the gist); ``impl='fused'`` runs the whole recurrence as one
+    FunctionNode (:mod:`irnn_chainer.fused`, ReLU only). Both use the same parameters.
     """
 
-    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
-        super(IRNN, self).__init__()
+    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise',
+                 activation='relu', recurrent_init='identity'):
+        super(RNN, self).__init__()
         if impl not in IMPLS:
             raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
+        if activation not in ('relu', 'tanh'):
+            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
+        if impl == 'fused' and activation != 'relu':
+            raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
+                             % activation)
+        if recurrent_init not in ('identity', 'normal'):
+            raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
         self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
+        self.activation = activation
         normal = initializers.Normal(init_std)
         api.register_links(
             self,
             pixel_to_h=L.EmbedID(n_in, n_units, initialW=normal),
-            h_to_h=L.Linear(n_units, n_units, initialW=initializers.Identity(), initial_bias=0),
+            h_to_h=L.Linear(n_units, n_units, initial_bias=0,
+                            initialW=initializers.Identity() if recurrent_init == 'identity' else normal),
             h_to_y=L.Linear(n_units, n_out, initialW=normal, initial_bias=0),
         )
 
@@ -85,9 +97,65 @@ class IRNN(chainer.Chain):
 
     def recurrence_stepwise(self, x):
         """h_T by the per-timestep loop, exactly the gist's graph."""
+        act = F.relu if self.activation == 'relu' else F.tanh
         batch, length = x.shape
         xs = self.xp.ascontiguousarray(x.T)  # one contiguous row of ids per timestep
         h = chainer.Variable(self.xp.zeros((batch, self.n_units), dtype=self.h_to_h.W.dtype))
         for t in range(length):
-            h = F.relu(self.pixel_to_h(xs[t]) + self.h_to_h(h))
+            h = act(self.pixel_to_h(xs[t]) + self.h_to_h(h))
         return h
+
+
+class IRNN(RNN):
+    """The IRNN: ReLU units, ``h_to_h`` initialised to the identity with zero bias."""
+
+    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
+        super(IRNN, self).__init__(n_units, n_in, n_out, init_std, impl,
+                                   activation='relu', recurrent_init='identity')
+
+
+class LSTM(chainer.Chain):
+    """The paper's LSTM baseline: pixel ids through an EmbedID, Chainer's LSTM with the
+    forget-gate bias initialised to 1, the class read from the last hidden state."""
+
+    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
+        super(LSTM, self).__init__()
+        if impl != 'stepwise':
+            raise ValueError("impl: the LSTM runs stepwise only, got %r" % impl)
+        self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
+        normal = initializers.Normal(init_std)
+        api.register_links(
+            self,
+            pixel_to_h=L.EmbedID(n_in, n_units, initialW=normal),
+            lstm=L.LSTM(n_units, n_units, forget_bias_init=1),
+            h_to_y=L.Linear(n_units, n_out, initialW=normal, initial_bias=0),
+        )
+
+    def forward(self, x):
+        x = check_ids(x, self.n_in)
+        xs = self.xp.ascontiguousarray(x.T)
+        self.lstm.reset_state()
+        for t in range(xs.shape[0]):
+            h = self.lstm(self.pixel_to_h(xs[t]))
+        self.lstm.reset_state()
+        return self.h_to_y(h)
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+#: --model name -> (class, keyword arguments, whether the fused path covers it)
+MODELS = {
+    'irnn': (IRNN, {}, True),
+    'rnn-relu': (RNN, {'activation': 'relu', 'recurrent_init': 'normal'}, True),
+    'rnn-tanh': (RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, False),
+    'lstm': (LSTM, {}, False),
+}
+
+
+def build(name='irnn', n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
+    """The model called ``name`` (one of :data:`MODELS`)."""
+    if name not in MODELS:
+        raise ValueError('model: expected one of %s, got %r' % (', '.join(MODELS), name))
+    cls, kwargs, _ = MODELS[name]
+    return cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl, **kwargs)
