@@ -24,6 +24,14 @@ def _positive_int(text):
 
 def add_train_arguments(p):
     # Run-defining flags default to None: "not given", so --resume can keep the run's own.
+    p.add_argument('--model', choices=('irnn', 'rnn-relu', 'rnn-tanh', 'lstm'),
+                   help='irnn (default); rnn-relu / rnn-tanh: N(0, init-std) recurrent matrix; '
+                        'lstm: Chainer\'s LSTM, forget-gate bias 1')
+    p.add_argument('--optimizer', choices=('sgd', 'momentum', 'rmsprop', 'adam'),
+                   help='default sgd, as the paper')
+    p.add_argument('--preset', choices=('blog', 'paper', 'keras', 'fast'),
+                   help='fill every hyperparameter from a named setting (see README); '
+                        'flags given explicitly override it')
     p.add_argument('--batchsize', '-b', type=_positive_int, help='mini-batch size (default 16, as the gist)')
     length = p.add_mutually_exclusive_group()
     length.add_argument('--epoch', '-e', type=_positive_int, help='epochs to train (default 1)')
@@ -44,9 +52,9 @@ def add_train_arguments(p):
                         'diagonal in float32)')
     p.add_argument('--train-limit', type=_positive_int, help='use only the first N training images')
     p.add_argument('--test-limit', type=_positive_int, help='use only the first N test images')
-    p.add_argument('--impl', choices=('stepwise', 'fused'),
-                   help='stepwise: one node per pixel, as the gist (default); fused: the whole '
-                        'recurrence as one FunctionNode')
+    p.add_argument('--impl', choices=('auto', 'stepwise', 'fused'),
+                   help='stepwise: one node per pixel, as the gist; fused: the whole recurrence as '
+                        'one FunctionNode; auto (default): fused where it covers the model')
     p.add_argument('--eval-batchsize', type=_positive_int, help='batch size for evaluation (default 1000)')
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
@@ -74,6 +82,9 @@ def build_parser():
     dev.add_argument('--device', '-d')
     dev.add_argument('--gpu', '-g', type=int)
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
+    p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
+    p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
+    p.add_argument('--out', '-o', default='report', help='folder for report.md and the plots')
     return parser
 
 
@@ -121,15 +132,28 @@ def cmd_info(args):
     return 0
 
 
+def cmd_report(args):
+    from irnn_chainer import report
+    path, rows = report.write_report(args.runs, args.out)
+    for r in rows:
+        print('%-24s %-9s %-8s best %s  (%s epochs, %s iterations)' % (
+            r['name'], r['model'], r['task'], '-' if r['best'] is None else '%.2f %%' % r['best'],
+            r['epochs'], r['iterations']))
+    print('report: %s' % path)
+    return 0
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     from irnn_chainer import data as data_mod
+    from irnn_chainer import report
     from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
     try:
-        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info}[args.command](args)
-    except (data_mod.DataError, train_mod.UsageError, api.DeviceError) as e:
+        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info,
+                'report': cmd_report}[args.command](args)
+    except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2
 

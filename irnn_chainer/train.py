@@ -19,17 +19,38 @@ from chainer.training import extensions
 
 from irnn_chainer import data as data_mod
 from irnn_chainer.compat import api
-from irnn_chainer.model import IRNN
+from irnn_chainer import model as model_mod
 
 # Settings that define a run; ``--resume`` keeps them from the run's config.json.
 DEFAULTS = {
+    'model': 'irnn', 'optimizer': 'sgd', 'preset': None,
     'batchsize': 16, 'epoch': None, 'iteration': None, 'lr': 1e-8, 'clip': 1.0,
     'unit': 100, 'init_std': 0.001, 'seed': 0, 'permute': False, 'dataset': 'auto',
     'data_dir': None, 'dtype': 'float32', 'train_limit': None, 'test_limit': None,
-    'impl': 'stepwise', 'eval_batchsize': 1000, 'device': None,
+    'impl': 'auto', 'eval_batchsize': 1000, 'device': None,
 }
 # May differ between a run and its resumption (where to run, how long, how to read data).
 RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl')
+
+# Named settings (--preset); flags given on the command line override them. Values marked
+# "our reading" are not stated in the source and were chosen by us; see the README.
+PRESETS = {
+    # The 2015 blog/gist, i.e. the paper's IRNN setting.
+    'blog': {'model': 'irnn', 'optimizer': 'sgd', 'lr': 1e-8, 'clip': 1.0, 'batchsize': 16},
+    # The paper, section 4.2, per model (clip 1 and batch 16 throughout).
+    'paper': {
+        'irnn': {'optimizer': 'sgd', 'lr': 1e-8, 'clip': 1.0, 'batchsize': 16},
+        'rnn-relu': {'optimizer': 'sgd', 'lr': 1e-8, 'clip': 1.0, 'batchsize': 16},   # lr: our reading
+        'rnn-tanh': {'optimizer': 'sgd', 'lr': 1e-8, 'clip': 1.0, 'batchsize': 16},   # lr: our reading
+        'lstm': {'optimizer': 'sgd', 'lr': 1e-2, 'clip': 1.0, 'batchsize': 16},
+    },
+    # The Keras example mnist_irnn: RMSprop lr 1e-6, batch 32. It defines clip_norm = 1.0
+    # but never passes it to the optimizer, so: no clipping (our reading of that code).
+    'keras': {'model': 'irnn', 'optimizer': 'rmsprop', 'lr': 1e-6, 'clip': 0.0, 'batchsize': 32},
+    # Ours: the fastest to high accuracy on a 2-core CPU that we found (see README).
+    'fast': {'model': 'irnn', 'optimizer': 'adam', 'lr': 1e-4, 'clip': 1.0, 'batchsize': 16},
+}
+OPTIMIZERS = ('sgd', 'momentum', 'rmsprop', 'adam')
 CONFIG_FILE = 'config.json'
 PERMUTATION_FILE = 'permutation.npy'
 MODEL_FILE = 'model.npz'
@@ -86,6 +107,15 @@ class _StopTrigger(object):
 def resolve_config(cli, saved=None):
     """DEFAULTS <- the resumed run's saved config <- flags given on the command line."""
     cfg = dict(DEFAULTS)
+    preset = cli.get('preset') or (saved or {}).get('preset')
+    if preset:
+        if preset not in PRESETS:
+            raise UsageError('--preset: expected one of %s, got %r' % (', '.join(PRESETS), preset))
+        values = PRESETS[preset]
+        if preset == 'paper':
+            model = cli.get('model') or (saved or {}).get('model') or DEFAULTS['model']
+            values = dict(values[model], model=model)
+        cfg.update(values, preset=preset)
     if saved:
         cfg.update({k: v for k, v in saved.items() if k in DEFAULTS})
     for key, value in cli.items():
@@ -101,6 +131,12 @@ def resolve_config(cli, saved=None):
         cfg['epoch'] = None
     if cfg['epoch'] is None and cfg['iteration'] is None:
         cfg['epoch'] = 1
+    if cfg['model'] not in model_mod.MODELS:
+        raise UsageError('--model: expected one of %s, got %r' % (', '.join(model_mod.MODELS), cfg['model']))
+    if cfg['optimizer'] not in OPTIMIZERS:
+        raise UsageError('--optimizer: expected one of %s, got %r' % (', '.join(OPTIMIZERS), cfg['optimizer']))
+    if cfg['impl'] == 'fused' and not model_mod.MODELS[cfg['model']][2]:
+        raise UsageError('--impl fused: the fused recurrence covers irnn and rnn-relu, not %s' % cfg['model'])
     for key in ('batchsize', 'unit', 'eval_batchsize'):
         if int(cfg[key]) < 1:
             raise UsageError('--%s: expected a positive integer, got %s' % (key, cfg[key]))
@@ -142,12 +178,39 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def resolve_impl(cfg):
+    """'auto' -> the fused recurrence where it covers the model and a kernel loads, else stepwise."""
+    if cfg['impl'] != 'auto':
+        return cfg['impl']
+    if not model_mod.MODELS[cfg['model']][2]:
+        return 'stepwise'
+    try:
+        import irnn_chainer.fused  # noqa: F401
+    except ImportError:
+        return 'stepwise'
+    return 'fused'
+
+
 def build_model(cfg):
-    """The classifier (IRNN + softmax cross-entropy + accuracy) in the run's dtype."""
+    """The classifier (model + softmax cross-entropy + accuracy) in the run's dtype."""
     np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
     predictor = api.build_in_dtype(
-        lambda: IRNN(n_units=cfg['unit'], init_std=cfg['init_std'], impl=cfg['impl']), cfg['dtype'])
+        lambda: model_mod.build(cfg['model'], n_units=cfg['unit'], init_std=cfg['init_std'],
+                                impl=resolve_impl(cfg)), cfg['dtype'])
     return L.Classifier(predictor)
+
+
+def make_optimizer(cfg):
+    name, lr = cfg['optimizer'], cfg['lr']
+    if name == 'sgd':
+        return chainer.optimizers.SGD(lr=lr)
+    if name == 'momentum':
+        return chainer.optimizers.MomentumSGD(lr=lr, momentum=0.9)
+    if name == 'rmsprop':  # Keras' defaults: rho 0.9, epsilon 1e-7
+        return chainer.optimizers.RMSprop(lr=lr, alpha=0.9, eps=1e-7)
+    if name == 'adam':
+        return chainer.optimizers.Adam(alpha=lr)
+    raise UsageError('--optimizer: expected one of %s, got %r' % (', '.join(OPTIMIZERS), name))
 
 
 def load_data(cfg, run_dir, log=print):
@@ -196,7 +259,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     train_set, test_set, source = load_data(cfg, out, log=log)
     model = build_model(cfg)
     api.to_device(model, device)
-    optimizer = api.setup_optimizer(chainer.optimizers.SGD(lr=cfg['lr']), model, cfg['clip'] or None)
+    optimizer = api.setup_optimizer(make_optimizer(cfg), model, cfg['clip'] or None)
 
     train_iter = ShuffledIterator(train_set, cfg['batchsize'], seed=cfg['seed'])
     test_iter = chainer.iterators.SerialIterator(test_set, cfg['eval_batchsize'], repeat=False, shuffle=False)
@@ -225,18 +288,20 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
         ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
          'validation/main/accuracy', 'elapsed_time']), trigger=interval)
     if progress:
-        trainer.extend(extensions.ProgressBar(update_interval=10 if cfg['impl'] == 'stepwise' else 50))
+        trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 
     if snapshot:
         chainer.serializers.load_npz(snapshot, trainer)
         log('resumed from %s at epoch %d, iteration %d' % (snapshot, updater.epoch, updater.iteration))
-    cfg_out = dict(cfg, source=source, per_epoch=per_epoch, train_size=len(train_set),
-                   test_size=len(test_set), versions=api.versions())
+    impl = resolve_impl(cfg)
+    cfg_out = dict(cfg, impl_used=impl, device_used=str(device), source=source, per_epoch=per_epoch,
+                   train_size=len(train_set), test_size=len(test_set), versions=api.versions())
     write_json(os.path.join(out, CONFIG_FILE), cfg_out)
-    log('training: %d images, %d iterations per epoch (batch %d), stop at %d %s(s); lr %g, '
-        'clip %s, %s, %s, device %s -> %s' % (len(train_set), per_epoch, cfg['batchsize'], stop[0],
-                                               stop[1], cfg['lr'], cfg['clip'], cfg['dtype'], cfg['impl'],
-                                               device, out))
+    log('training: %s%s, %d images, %d iterations per epoch (batch %d), stop at %d %s(s); %s lr %g, '
+        'clip %s, %s, %s, device %s -> %s'
+        % (cfg['model'], ' (permuted)' if cfg['permute'] else '', len(train_set), per_epoch,
+           cfg['batchsize'], stop[0], stop[1], cfg['optimizer'], cfg['lr'], cfg['clip'] or 'off',
+           cfg['dtype'], impl, device, out))
 
     previous = signal.getsignal(signal.SIGINT)
 

@@ -176,3 +176,48 @@ def test_other_integer_dtypes_accepted_as_int32():
     assert out.dtype == np.int32 and out.tolist() == [[0, 255, 3]]
     m = IRNN(n_units=3)
     np.testing.assert_array_equal(m(x).array, m(x.astype(np.int64)).array)
+
+
+def test_rnn_variants_init_and_tanh_forward():
+    from irnn_chainer.model import build
+    np.random.seed(0)
+    relu = build('rnn-relu', n_units=50)
+    assert relu.activation == 'relu'
+    W = relu.h_to_h.W.array
+    assert abs(W.std() / 0.001 - 1) < 0.1 and not np.allclose(W, np.eye(50), atol=0.1)
+    rng = np.random.RandomState(7)
+    tanh = api.build_in_dtype(lambda: build('rnn-tanh', n_units=6), 'float64')
+    for p in tanh.params():
+        p.array[...] = rng.normal(0, 0.5, p.shape)
+    ids = rng.randint(0, 256, size=(3, 9)).astype(np.int32)
+    E, Wt, b, V, c = params(tanh)
+    h = np.zeros((3, 6))
+    for t in range(9):
+        h = np.tanh(E[ids[:, t]] + h @ Wt.T + b)
+    np.testing.assert_allclose(tanh(ids).array, h @ V.T + c, rtol=1e-12)
+    with pytest.raises(ValueError, match='ReLU'):
+        build('rnn-tanh', impl='fused')
+
+
+def test_lstm_forget_bias_and_forward_equal_numpy():
+    from irnn_chainer.model import build
+    rng = np.random.RandomState(8)
+    m = api.build_in_dtype(lambda: build('lstm', n_units=4), 'float64')
+    up_b = m.lstm.upward.b.array.reshape(4, 4)  # (units, gates a,i,f,o)
+    np.testing.assert_array_equal(up_b[:, 2], np.ones(4))
+    np.testing.assert_array_equal(up_b[:, [0, 1, 3]], np.zeros((4, 3)))
+    for p in m.params():
+        p.array[...] = rng.normal(0, 0.5, p.shape)
+    ids = rng.randint(0, 256, size=(2, 6)).astype(np.int32)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    E, U, bu, L_ = (m.pixel_to_h.W.array, m.lstm.upward.W.array, m.lstm.upward.b.array,
+                    m.lstm.lateral.W.array)
+    h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    for t in range(6):
+        z = (E[ids[:, t]] @ U.T + bu + h @ L_.T).reshape(2, 4, 4)
+        a, i, f, o = np.tanh(z[..., 0]), sig(z[..., 1]), sig(z[..., 2]), sig(z[..., 3])
+        c = a * i + f * c
+        h = o * np.tanh(c)
+    expected = h @ m.h_to_y.W.array.T + m.h_to_y.b.array
+    np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)
+    np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)  # state reset between calls

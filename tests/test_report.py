@@ -1,0 +1,50 @@
+"""irnn-chainer report on hand-made run folders: figures checked by hand."""
+import json
+import os
+
+import pytest
+
+from irnn_chainer import report
+
+
+def make_run(root, name, cfg, log):
+    d = os.path.join(str(root), name)
+    os.makedirs(d)
+    with open(os.path.join(d, 'config.json'), 'w') as f:
+        json.dump(cfg, f)
+    with open(os.path.join(d, 'log'), 'w') as f:
+        json.dump(log, f)
+    return d
+
+
+def record(epoch, acc, seconds, per_epoch=100):
+    return {'epoch': epoch, 'iteration': epoch * per_epoch, 'main/loss': 1.0,
+            'validation/main/loss': 2.0 - acc, 'validation/main/accuracy': acc, 'elapsed_time': seconds}
+
+
+def test_report_table_plots_and_projection(tmp_path):
+    a = make_run(tmp_path, 'irnn-pixel', {'model': 'irnn', 'permute': False, 'optimizer': 'adam', 'lr': 1e-4,
+                                          'clip': 1.0, 'batchsize': 16, 'preset': 'fast'},
+                 [record(1, 0.50, 3600), record(2, 0.60, 7200), record(3, 0.70, 10800)])
+    b = make_run(tmp_path, 'lstm-perm', {'model': 'lstm', 'permute': True, 'optimizer': 'sgd', 'lr': 0.01,
+                                         'clip': 1.0, 'batchsize': 16},
+                 [record(1, 0.40, 100), record(2, 0.30, 200)])
+    out = str(tmp_path / 'rep')
+    path, rows = report.write_report([a, b], out)
+    assert os.path.exists(os.path.join(out, 'accuracy.png')) and os.path.exists(os.path.join(out, 'loss.png'))
+    ra, rb = rows
+    assert (ra['model'], ra['task'], ra['paper']) == ('irnn', 'pixel', 97.0)
+    assert ra['best'] == pytest.approx(70.0) and ra['final'] == pytest.approx(70.0)
+    assert (ra['epochs'], ra['iterations']) == (3, 300)
+    # last 2 evaluations: +20 points in 7200 s = 10 points/h; 27 points to go -> 2.7 h
+    assert '+10.00 points/h' in ra['projection'] and '2.7 h more' in ra['projection']
+    assert (rb['task'], rb['paper'], rb['best']) == ('permuted', 36.0, pytest.approx(40.0))
+    assert rb['projection'] == ''  # above the paper's 36 %: nothing to project
+    text = open(path).read()
+    assert '| irnn-pixel | irnn | pixel |' in text and '97.00 %' in text and '70.00 %' in text
+    assert 'accuracy.png' in text
+
+
+def test_report_rejects_non_run(tmp_path):
+    with pytest.raises(report.ReportError, match='no config.json'):
+        report.write_report([str(tmp_path)], str(tmp_path / 'o'))
