@@ -1,0 +1,127 @@
+"""The whole IRNN recurrence as one Chainer FunctionNode::
+
+    h_0 = 0,   h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)   t = 1 .. T
+
+``irnn_recurrence(ids, E, W, b)`` gives h_T (B, H), or every h_t (B, T, H) with
+``return_sequence=True``; E is ``pixel_to_h.W`` (V, H), W and b are ``h_to_h``'s (the
+Linear convention x W^T + b). The time loop runs in a kernel (:mod:`irnn_chainer.kernels`:
+compiled C when built, else NumPy; CuPy arrays go to the GPU kernel or raise).
+
+Forward keeps every h_t (T * B * H values) for backward, and nothing per step when the
+graph is not built (``chainer.config.enable_backprop`` False, or no input needs a
+gradient). Backward gives dE (scatter-add over the ids), dW (one product over all steps)
+and db. Double backprop is not supported: differentiating the gradients raises.
+"""
+import numpy as np
+
+import chainer
+from chainer import backend
+from chainer import function_node
+from chainer.utils import type_check
+
+from irnn_chainer import kernels
+
+
+def _xp(*arrays):
+    return backend.get_array_module(*arrays)
+
+
+def _is_cupy(xp):
+    return getattr(xp, '__name__', '') != 'numpy'
+
+
+class IRNNRecurrence(function_node.FunctionNode):
+    """Inputs (E, W, b); output h_T (B, H) or, with ``return_sequence``, all h (B, T, H).
+
+    ``ids`` (B, T) integer pixel ids (not differentiated) are given to the constructor;
+    ``keep``: retain the states for backward. After forward, ``self.hs`` is the (T, B, H)
+    array of every state when kept and None otherwise; ``self.kernel_name`` says which
+    kernel ran.
+    """
+
+    def __init__(self, ids, return_sequence=False, keep=True):
+        self.ids = ids
+        self.return_sequence = return_sequence
+        self.keep = keep
+        self.hs = None
+        self.kernel_name = None
+        self.n_vocab = None
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('E', 'W', 'b'))
+        E, W, b = in_types
+        type_check.expect(
+            E.dtype.kind == 'f',
+            E.ndim == 2, W.ndim == 2, b.ndim == 1,
+            W.dtype == E.dtype, b.dtype == E.dtype,
+            W.shape[0] == E.shape[1], W.shape[1] == E.shape[1], b.shape[0] == E.shape[1],
+        )
+
+    def forward(self, inputs):
+        E, W, b = inputs
+        ids = self.ids
+        xp = _xp(ids, E, W, b)
+        kernel = kernels.get_kernel(xp)
+        self.kernel_name = kernel.name
+        if ids.dtype != xp.int32 or not ids.flags.c_contiguous:
+            ids = xp.ascontiguousarray(ids, dtype=xp.int32)
+            self.ids = ids
+        E, W, b = (xp.ascontiguousarray(a) for a in (E, W, b))
+        self.n_vocab = E.shape[0]
+        store = self.keep or self.return_sequence
+        hs, hT = kernel.forward(ids, E, W, b, store)
+        if self.keep:
+            self.hs = hs
+            self.retain_inputs((1,))
+        if self.return_sequence:
+            return xp.ascontiguousarray(hs.transpose(1, 0, 2)),
+        return hT,
+
+    def backward(self, indexes, grad_outputs):
+        gy, = grad_outputs
+        if gy is None:
+            return None, None, None
+        if self.hs is None:
+            raise RuntimeError('IRNNRecurrence: backward after a forward that kept no states')
+        W, = self.get_retained_inputs()
+        return IRNNRecurrenceGrad(self).apply((W, gy))
+
+
+class IRNNRecurrenceGrad(function_node.FunctionNode):
+    """(W, dL/dy) -> (dE, dW, db) of an :class:`IRNNRecurrence`; not differentiable."""
+
+    def __init__(self, fwd):
+        self.fwd = fwd
+
+    def forward(self, inputs):
+        W, gy = inputs
+        fwd = self.fwd
+        xp = _xp(W, gy)
+        kernel = kernels.get_kernel(xp)
+        if fwd.return_sequence:
+            gT, gseq = None, xp.ascontiguousarray(gy.transpose(1, 0, 2))
+        else:
+            gT, gseq = gy, None
+        dE, dW, db = kernel.backward(fwd.ids, fwd.hs, xp.ascontiguousarray(W), gT, gseq,
+                                     fwd.n_vocab)
+        return dE, dW, db
+
+    def backward(self, indexes, grad_outputs):
+        raise NotImplementedError('double backprop through the fused IRNN recurrence is not '
+                                  'supported; use impl=\'stepwise\' for higher-order gradients')
+
+
+def irnn_recurrence(ids, E, W, b, return_sequence=False):
+    """h_T (B, H) of ``h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)``, h_0 = 0, as a Variable.
+
+    ``ids``: (B, T) integer array of ids in [0, V) (NumPy or CuPy; not checked here);
+    ``E`` (V, H), ``W`` (H, H), ``b`` (H,): Variables/Parameters or arrays, float32 or
+    float64, one dtype. ``return_sequence=True``: every state, (B, T, H).
+    """
+    if isinstance(ids, chainer.Variable):
+        ids = ids.array
+    inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
+              for x in (E, W, b)]
+    keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
+    y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep).apply(inputs)
+    return y
