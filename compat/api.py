@@ -5,22 +5,54 @@ Feature detection is used wherever possible; each adapter says which releases ne
 """
 import contextlib
 import os
+import pickle
 import tempfile
 
 import numpy as np
 
 import chainer
+import chainer.functions as F
+
+from . import shims as _shims
+
+_shims.apply_after_import()  # E: Chainer 1.0.1's Python-2 leftovers (no-op elsewhere)
+
+# Feature flags, each found by looking for the feature (never by version number).
+#: Chainer >= 1.4 has Link/Chain; 1.0-1.3 build models as FunctionSet of parameterised Functions.
+HAS_LINKS = hasattr(chainer, 'Chain')
+#: Chainer >= 2 has ``using_config``/``no_backprop_mode`` for every Variable; 1.x needs
+#: ``volatile`` Variables to evaluate without a graph.
+HAS_CONFIG = hasattr(chainer, 'using_config')
+#: Chainer >= 1.5 has ``serializers`` (npz); 1.0-1.3 pickle their FunctionSets.
+SAVE_FORMAT = 'npz' if hasattr(chainer, 'serializers') else 'pickle'
+#: Chainer >= 1.4 optimizers take hooks (GradientClipping); 1.0-1.3 call clip_grads().
+HAS_HOOKS = hasattr(chainer.optimizer.Optimizer, 'add_hook')
+
+_no_graph_depth = [0]
 
 
 class DeviceError(Exception):
     """A device spec that cannot be used here (one line, for the CLI)."""
 
 
+def chainer_version():
+    """Chainer's version string (1.0.1 has no ``chainer.__version__``: ask the installed
+    distribution's metadata)."""
+    version = getattr(chainer, '__version__', None)
+    if version is None:
+        try:
+            import importlib.metadata as md
+            version = md.version('chainer')
+        except Exception:
+            version = 'unknown'
+    return version
+
+
 def versions():
     """Versions of the libraries that decide behaviour, as strings ('-' if absent)."""
     import platform
     out = {'python': platform.python_version(), 'numpy': np.__version__,
-           'chainer': chainer.__version__, 'cupy': '-'}
+           'chainer': chainer_version(), 'cupy': '-'}
     try:
         import importlib.metadata as md
         for dist in ('cupy', 'cupy-cuda12x', 'cupy-cuda13x', 'cupy-cuda11x'):
@@ -54,13 +86,33 @@ def no_graph():
     """Evaluate without building a graph and in test mode.
 
     Chainer >= 2: ``no_backprop_mode()`` + ``using_config('train', False)``.
-    1.x has neither: there ``volatile`` Variables do the job (see :func:`as_input`).
+    1.24 has ``no_backprop_mode`` but it only affects ``volatile='auto'`` Variables, and
+    1.0-1.3 have neither: there the inputs must be ``volatile`` Variables, which
+    :func:`as_input` makes while this context is active.
     """
-    if hasattr(chainer, 'using_config'):
-        with chainer.no_backprop_mode(), chainer.using_config('train', False):
+    _no_graph_depth[0] += 1
+    try:
+        if HAS_CONFIG:
+            with chainer.no_backprop_mode(), chainer.using_config('train', False):
+                yield
+        elif hasattr(chainer, 'no_backprop_mode'):
+            with chainer.no_backprop_mode():
+                yield
+        else:
             yield
-    else:
-        yield
+    finally:
+        _no_graph_depth[0] -= 1
+
+
+def as_input(array):
+    """A Variable holding ``array`` for a model input.
+
+    Inside :func:`no_graph` on Chainer 1.x it is ``volatile`` (1.x's way of not building a
+    graph; 2.x removed the argument and raises on it).
+    """
+    if not HAS_CONFIG and _no_graph_depth[0]:
+        return chainer.Variable(array, volatile=True)
+    return chainer.Variable(array)
 
 
 def scalar(value):
@@ -81,7 +133,7 @@ def build_in_dtype(build, dtype):
     so the parameters are cast after building.
     """
     dtype = np.dtype(dtype)
-    if hasattr(chainer.config, 'dtype'):
+    if hasattr(getattr(chainer, 'config', None), 'dtype'):  # no chainer.config before 2.0
         with chainer.using_config('dtype', dtype):
             link = build()
     else:
@@ -101,19 +153,57 @@ def gradient_clipping(threshold):
 
 
 def setup_optimizer(optimizer, model, clip=None):
-    """``optimizer.setup(model)`` plus gradient clipping when ``clip`` is set."""
-    optimizer.setup(model)
+    """``optimizer.setup(model)`` plus gradient clipping when ``clip`` is set.
+
+    A FunctionSet (1.0-1.3) is set up as ``setup(model.collect_parameters())``, the only
+    form 1.0 accepts (1.3 takes both). Without optimizer hooks (1.0-1.3) the threshold
+    is kept on the optimizer and :func:`update` calls ``clip_grads`` after backward.
+    """
+    if is_function_set(model):
+        optimizer.setup(model.collect_parameters())
+    else:
+        optimizer.setup(model)
     if clip:
-        optimizer.add_hook(gradient_clipping(clip))
+        if HAS_HOOKS:
+            optimizer.add_hook(gradient_clipping(clip))
+        else:
+            optimizer._irnn_clip = float(clip)
     return optimizer
 
 
+def clear_grads(optimizer, model):
+    """Zero (or drop) the gradients before backward.
+
+    ``Link.cleargrads`` (1.15+, the only way from 2.0, where ``zero_grads`` is gone);
+    ``Link.zerograds`` in the early Link era; ``optimizer.zero_grads()`` for 1.0-1.3.
+    """
+    if hasattr(model, 'cleargrads'):
+        model.cleargrads()
+    elif hasattr(model, 'zerograds'):
+        model.zerograds()
+    else:
+        optimizer.zero_grads()
+
+
+def update(optimizer, model, loss):
+    """One update from ``loss``: clear grads, backward, clip (1.0-1.3 by hand), step."""
+    clear_grads(optimizer, model)
+    loss.backward()
+    clip = getattr(optimizer, '_irnn_clip', None)
+    if clip:
+        optimizer.clip_grads(clip)
+    optimizer.update()
+
+
 def array_module(x):
-    """numpy or cupy, for an array or Variable."""
+    """numpy or cupy, for an array or Variable (``chainer.backend`` 5.x+,
+    ``cuda.get_array_module`` 1.3+; 1.0 has PyCUDA arrays and no such helper)."""
     backend = getattr(chainer, 'backend', None)
     if backend is not None and hasattr(backend, 'get_array_module'):
         return backend.get_array_module(x)
-    return chainer.cuda.get_array_module(x)
+    if hasattr(chainer.cuda, 'get_array_module'):
+        return chainer.cuda.get_array_module(x)
+    return np
 
 
 def cuda_status():
@@ -169,33 +259,56 @@ def get_device(spec):
         if not ok:
             raise DeviceError('--gpu/--device %s: %s; run on the CPU (--device @numpy) '
                               'or install CuPy for your CUDA (pip install cupy-cuda12x)' % (spec, why))
-    return chainer.get_device(spec)
+    if hasattr(chainer, 'get_device'):
+        return chainer.get_device(spec)
+    return _LegacyDevice(spec)
+
+
+class _LegacyDevice(object):
+    """What this project uses of a Chainer device (``chainer.get_device`` is 6.x+)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.id = int(spec.split(':')[1]) if spec.startswith('@cupy:') else -1
+        if self.id < 0:
+            self.xp = np
+        else:
+            try:
+                import cupy
+                self.xp = cupy
+            except ImportError:  # 1.0-1.3 use PyCUDA, not CuPy
+                self.xp = None
+
+    def __repr__(self):
+        return '<device %s>' % self.spec
 
 
 def to_device(link, device):
-    """Move a link's parameters to ``device`` (``to_device`` from 6.x, to_gpu/to_cpu before)."""
+    """Move a link's (or FunctionSet's) parameters to ``device``.
+
+    ``to_device`` from 6.x; ``to_gpu(id)`` / ``to_cpu()`` before. Chainer 1.0-1.3 run on
+    PyCUDA and need ``cuda.init(id)`` first.
+    """
     if hasattr(link, 'to_device'):
         link.to_device(device)
-    elif getattr(device, 'xp', np) is np:
+        return link
+    dev_id = getattr(device, 'id', None)
+    if dev_id is None:
+        dev_id = device.device.id if getattr(device, 'xp', np) is not np else -1
+    if dev_id < 0:
         link.to_cpu()
     else:
-        link.to_gpu(device.device.id)
+        cuda = chainer.cuda
+        if hasattr(cuda, 'init'):  # PyCUDA era
+            cuda.init(dev_id)
+        link.to_gpu(dev_id)
     return link
 
 
 def save_npz(path, obj):
-    """``serializers.save_npz`` written atomically: a temp file in the same folder, then
-    ``os.replace``, so an interrupted save never leaves a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.npz', dir=directory)
-    os.close(fd)
-    try:
-        chainer.serializers.save_npz(tmp, obj)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``serializers.save_npz`` (1.5+) written atomically: a temp file in the same folder,
+    then ``os.replace``, so an interrupted save never leaves a half-written file."""
+    _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, obj), suffix='.npz')
 
 
 def load_npz(path, obj, path_in_file=''):
@@ -205,3 +318,191 @@ def load_npz(path, obj, path_in_file=''):
     else:
         chainer.serializers.load_npz(path, obj)
     return obj
+
+
+# --------------------------------------------------------------------------------------
+# The IRNN in every era: FunctionSet (1.0-1.3), Chain via add_link (1.4-1.24), Chain via
+# init_scope (2.0+). Initial weights are drawn with NumPy, not by Chainer's initializers,
+# so the same seed gives the same model on every version.
+
+def is_function_set(model):
+    """True for a 1.0-1.3 style ``FunctionSet`` (no Links: parameters live on Functions)."""
+    return not (HAS_LINKS and isinstance(model, chainer.Link)) and hasattr(model, 'collect_parameters')
+
+
+def model_kind(model):
+    """'FunctionSet', 'Chain+add_link' or 'Chain+init_scope': how this Chainer built ``model``."""
+    if is_function_set(model):
+        return 'FunctionSet'
+    return 'Chain+init_scope' if hasattr(model, 'init_scope') else 'Chain+add_link'
+
+
+def _check_ids_from_model_source():
+    """``irnn_chainer.model.check_ids`` without importing the module.
+
+    model.py defines Chain subclasses at import, which 1.0-1.3 (no ``chainer.Chain``) cannot
+    do; check_ids itself needs only NumPy and ``chainer.Variable``. Compile just that
+    function from model.py's source, so every version validates with the same code.
+    """
+    import ast
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'irnn_chainer', 'model.py')
+    if not os.path.exists(path):  # installed (non-editable): model.py sits next to compat/
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'model.py')
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == 'check_ids')
+    namespace = {'np': np, 'chainer': chainer}
+    exec(compile(ast.Module(body=[node], type_ignores=[]), path, 'exec'), namespace)
+    return namespace['check_ids']
+
+
+_check_ids = []
+
+
+def check_ids(x, n_in, name='x'):
+    """The model's input validation (``irnn_chainer.model.check_ids``) on any version."""
+    if not _check_ids:
+        try:
+            from irnn_chainer.model import check_ids as fn
+        except (ImportError, AttributeError):  # 1.0-1.3: model.py cannot be imported
+            fn = _check_ids_from_model_source()
+        _check_ids.append(fn)
+    return _check_ids[0](x, n_in, name)
+
+
+def draw_irnn_weights(seed, n_units=100, n_in=256, n_out=10, init_std=0.001):
+    """The IRNN's random initial weights, from ``np.random.RandomState(seed)`` in a fixed
+    order: ``pixel_to_h/W`` (n_in, n_units), then ``h_to_y/W`` (n_out, n_units), both
+    N(0, init_std) in float64. This is the stream ``np.random.seed(seed)`` followed by
+    building :class:`irnn_chainer.model.IRNN` (or the gist's two ``np.random.normal``
+    calls) produces."""
+    rng = np.random.RandomState(seed)
+    w_in = rng.normal(0, init_std, (n_in, n_units))
+    w_out = rng.normal(0, init_std, (n_out, n_units))
+    return {'pixel_to_h/W': w_in, 'h_to_h/W': np.eye(n_units), 'h_to_h/b': np.zeros(n_units),
+            'h_to_y/W': w_out, 'h_to_y/b': np.zeros(n_out)}
+
+
+def build_irnn(seed=0, n_units=100, n_in=256, n_out=10, init_std=0.001, dtype=np.float32):
+    """The IRNN (``pixel_to_h`` EmbedID, ``h_to_h`` identity Linear, ``h_to_y`` Linear) as
+    this Chainer builds models, with the weights of :func:`draw_irnn_weights`.
+
+    - 1.0-1.3: ``FunctionSet(pixel_to_h=F.EmbedID, h_to_h=F.Linear, h_to_y=F.Linear)``,
+      weights written into the Functions' arrays in place.
+    - 1.4+: :class:`irnn_chainer.model.IRNN` (a Chain; :func:`register_links` uses
+      ``add_link`` before 2.0 and ``init_scope`` from 2.0), parameters overwritten.
+    """
+    weights = draw_irnn_weights(seed, n_units, n_in, n_out, init_std)
+    if HAS_LINKS:
+        from irnn_chainer.model import IRNN
+        model = build_in_dtype(lambda: IRNN(n_units=n_units, n_in=n_in, n_out=n_out,
+                                            init_std=init_std), dtype)
+    else:
+        model = chainer.FunctionSet(pixel_to_h=F.EmbedID(n_in, n_units),
+                                    h_to_h=F.Linear(n_units, n_units),
+                                    h_to_y=F.Linear(n_units, n_out))
+        for fn in (model.pixel_to_h, model.h_to_h, model.h_to_y):
+            for pname, gname in zip(fn.parameter_names, fn.gradient_names):
+                setattr(fn, pname, getattr(fn, pname).astype(dtype))
+                setattr(fn, gname, np.zeros_like(getattr(fn, pname)))
+    set_param_arrays(model, weights)
+    return model
+
+
+def param_arrays(model):
+    """{'pixel_to_h/W': ndarray, ...} of ``model`` (FunctionSet or Link), sorted by name.
+
+    The arrays are the model's own (not copies): 1.0-1.3 keep ndarrays on the Functions,
+    Links keep Variables (``.data``; ``.array`` from 3.x, same object).
+    """
+    out = {}
+    if is_function_set(model):
+        for name, fn in sorted(vars(model).items()):
+            for pname in getattr(fn, 'parameter_names', ()):
+                out['%s/%s' % (name, pname)] = getattr(fn, pname)
+    else:
+        for path, param in model.namedparams():
+            out[path.lstrip('/')] = param.data
+    return dict(sorted(out.items()))
+
+
+def set_param_arrays(model, arrays):
+    """Copy ``arrays`` (as from :func:`param_arrays`) into ``model``'s parameters in place."""
+    own = param_arrays(model)
+    missing = sorted(set(own) - set(arrays))
+    if missing:
+        raise ValueError('parameters missing from the given arrays: %s' % ', '.join(missing))
+    for name, dst in own.items():
+        src = np.asarray(arrays[name])
+        if src.shape != dst.shape:
+            raise ValueError('%s: expected shape %s, got %s' % (name, dst.shape, src.shape))
+        if isinstance(dst, np.ndarray):
+            dst[...] = src
+        else:  # a GPU array
+            dst.set(src.astype(dst.dtype)) if hasattr(dst, 'set') else dst.__setitem__(Ellipsis, src)
+
+
+def irnn_forward(model, x):
+    """Logits of the IRNN built by :func:`build_irnn` for pixel ids ``x`` (batch, time).
+
+    ``x`` is validated by :func:`check_ids` on every version. From 2.0 this calls the
+    model; on 1.x the recurrence runs here, with :func:`as_input` Variables (volatile
+    inside :func:`no_graph`) — 1.x links would otherwise build a graph during evaluation.
+    """
+    if not is_function_set(model) and HAS_CONFIG:
+        return model(x)
+    w_in = param_arrays(model)['pixel_to_h/W']
+    x = check_ids(x, w_in.shape[0])
+    xs = np.ascontiguousarray(x.T)
+    h = as_input(np.zeros((x.shape[0], w_in.shape[1]), dtype=w_in.dtype))
+    for t in range(xs.shape[0]):
+        h = F.relu(model.pixel_to_h(as_input(xs[t])) + model.h_to_h(h))
+    return model.h_to_y(h)
+
+
+def classification_loss(y, t):
+    """Mean softmax cross-entropy of logits ``y`` against int labels ``t`` (int32 on every
+    version: 1.3-1.24 reject other integer types). 1.0.1's loss has shape (1,), later ()
+    — read it with :func:`scalar`."""
+    t = np.asarray(getattr(t, 'data', t))
+    if t.dtype.kind not in 'iu' or t.ndim != 1:
+        raise TypeError('t: expected a 1-D integer array of class labels, got %s %s array'
+                        % (t.dtype, t.shape))
+    return F.softmax_cross_entropy(y, as_input(t.astype(np.int32)))
+
+
+def _atomic_write(path, write, suffix=''):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_model(path, model):
+    """Save ``model``'s parameters to ``path`` (atomically): npz where Chainer has
+    ``serializers`` (1.5+), else a pickle of the FunctionSet, as 1.0-1.3 programs did."""
+    if is_function_set(model):
+        def write(tmp):
+            with open(tmp, 'wb') as f:
+                pickle.dump(model, f, protocol=2)
+        _atomic_write(path, write)
+    else:
+        _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, model), suffix='.npz')
+
+
+def load_model(path, model):
+    """Load parameters saved by :func:`save_model` into ``model`` (in place); returns it."""
+    if is_function_set(model):
+        with open(path, 'rb') as f:
+            loaded = pickle.load(f)
+        set_param_arrays(model, param_arrays(loaded))
+    else:
+        chainer.serializers.load_npz(path, model)
+    return model

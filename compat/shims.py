@@ -1,8 +1,10 @@
-"""Environment shims applied before ``import chainer``.
+"""Environment shims: A-D before ``import chainer``, E after it.
 
-Each shim is applied only when the thing it provides is missing, and is recorded in
-:data:`APPLIED` so ``irnn-chainer info`` can list what this interpreter needed.
-Nothing here imports Chainer.
+Each shim is applied only when the thing it provides is missing or broken (found by
+probing, not by version numbers), and is recorded in :data:`APPLIED` so
+``irnn-chainer info`` and ``tools/matrix.py`` can list what this interpreter needed.
+:func:`apply` (A-D) imports nothing from Chainer; :func:`apply_after_import` (E) is
+called by :mod:`.api` right after it imports Chainer.
 """
 import collections
 import collections.abc
@@ -147,4 +149,100 @@ def apply():
     shim_collections_abcs()
     shim_pkg_resources()
     shim_numpy_distutils()
+    return APPLIED
+
+
+# --------------------------------------------------------------------------------------
+# E. Chainer 1.0.1 after 2to3 (applied after ``import chainer``).
+#
+# 1.0.1 is Python 2 code; lib2to3 converts the syntax but not the semantics of ``/`` on
+# ints, nor Python 2's habit of ordering arbitrary objects. Each patch below probes for
+# the broken behaviour first, so on 1.3+ (already Python 3 code) nothing is patched.
+
+def _as_mat(x):
+    """``x`` as a (batch, features) matrix; 1.0.1 wrote ``x.size / x.shape[0]`` (a float)."""
+    return x.reshape(x.shape[0], x.size // x.shape[0])
+
+
+def _patch_linear_as_mat(chainer):
+    import importlib
+    import numpy as np
+    try:
+        linear = importlib.import_module('chainer.functions.linear')
+    except ImportError:
+        return False
+    as_mat = getattr(linear, '_as_mat', None)
+    if as_mat is None:
+        return False
+    try:
+        as_mat(np.zeros((2, 3, 2), np.float32))
+        return False
+    except TypeError:  # 'float' object cannot be interpreted as an integer
+        linear._as_mat = _as_mat
+        return True
+
+
+def _patch_accuracy(chainer):
+    import importlib
+    import numpy as np
+    try:
+        # importlib, not ``import chainer.functions.accuracy``: the ``accuracy`` function
+        # re-exported by chainer.functions hides the submodule of the same name.
+        mod = importlib.import_module('chainer.functions.accuracy')
+    except ImportError:
+        return False
+    cls = getattr(mod, 'Accuracy', None)
+    if cls is None or not hasattr(cls, 'forward_cpu'):
+        return False
+    try:
+        cls.forward_cpu(cls(), (np.zeros((2, 3), np.float32), np.zeros(2, np.int32)))
+        return False
+    except TypeError:
+        pass
+
+    def forward_cpu(self, inputs):
+        y, t = inputs
+        y = y.reshape(y.shape[0], y.size // y.shape[0])
+        return np.asarray((y.argmax(axis=1) == t).mean(dtype=np.float32)),
+
+    cls.forward_cpu = forward_cpu
+    return True
+
+
+def _patch_function_order(chainer):
+    """1.0.1's backward keeps a heap of ``(-rank, function)``: Python 2 broke rank ties by
+    comparing the objects (by address); Python 3 raises TypeError. Probe with two
+    functions of equal rank, then order functions by id as Python 2 did."""
+    import numpy as np
+    Function = getattr(chainer, 'Function', None)
+    if Function is None or Function.__lt__ is not object.__lt__:
+        return False
+    try:
+        x = chainer.Variable(np.ones((1, 1), np.float32))
+        y = (x * 2) + (x * 3)
+        y.grad = np.ones((1, 1), np.float32)
+        y.backward()
+        return False
+    except TypeError:
+        Function.__lt__ = lambda a, b: id(a) < id(b)
+        return True
+
+
+_after_done = False
+
+
+def apply_after_import():
+    """E: patch what Chainer 1.0.1 gets wrong on Python 3 (after 2to3). Idempotent."""
+    global _after_done
+    if _after_done:
+        return APPLIED
+    _after_done = True
+    import chainer
+    fixed = [name for name, patch in (('Linear _as_mat', _patch_linear_as_mat),
+                                      ('Accuracy.forward_cpu', _patch_accuracy),
+                                      ('Function ordering', _patch_function_order))
+             if patch(chainer)]
+    if fixed:
+        _record('chainer 1.0 py3 fixes (%s)' % ', '.join(fixed),
+                'Python 2 integer division and object ordering in Chainer 1.0 after 2to3')
     return APPLIED
