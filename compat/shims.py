@@ -65,7 +65,14 @@ def shim_pkg_resources():
     """C. setuptools >= 82 has no ``pkg_resources``; Chainer 1.3, 1.24, 2.1, 6.7 and
     7.8 import it (version checks of optional dependencies). A stand-in backed by
     ``importlib.metadata`` that never raises from ``require``."""
-    if 'pkg_resources' in sys.modules or importlib.util.find_spec('pkg_resources'):
+    if 'pkg_resources' in sys.modules:
+        return False
+    if importlib.util.find_spec('pkg_resources'):
+        # setuptools 67-81 warn "pkg_resources is deprecated" on import, which Chainer's
+        # import would print on every run: import it once here, quietly.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            import pkg_resources  # noqa: F401
         return False
     import importlib.metadata as md
 

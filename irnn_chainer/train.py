@@ -353,7 +353,10 @@ def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, 
     api.to_device(model, dev)
     it = chainer.iterators.SerialIterator(test_set, batchsize, repeat=False, shuffle=False)
     t0 = time.time()
-    result = extensions.Evaluator(it, model, converter=convert, device=dev).evaluate()
+    reporter = chainer.Reporter()  # Evaluator reports through the current reporter
+    reporter.add_observer('main', model)
+    with reporter:
+        result = extensions.Evaluator(it, model, converter=convert, device=dev).evaluate()
     out = {'loss': float(result['main/loss']), 'accuracy': float(result['main/accuracy']),
            'n': len(test_set), 'model': model_path, 'seconds': time.time() - t0}
     return out
