@@ -159,3 +159,180 @@ def build(name='irnn', n_units=100, n_in=256, n_out=10, init_std=0.001, impl='st
         raise ValueError('model: expected one of %s, got %r' % (', '.join(MODELS), name))
     cls, kwargs, _ = MODELS[name]
     return cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# Your own sequences (issue 7): real-valued or id inputs, stacked layers, any output size.
+# ---------------------------------------------------------------------------------------
+
+INPUTS = ('ids', 'real')
+
+
+def check_real(x, n_features, dtype=None, name='x'):
+    """Validate real-valued input: a float array of shape (batch, time, features).
+
+    Returns it as ``dtype`` (the parameters' dtype). Raises TypeError/ValueError naming
+    what was expected and what was given (Chainer's own error for a 2-D input to a Linear
+    is "Expect: in_types[0].ndim >= 2, Actual: 1 < 2", which says neither).
+    """
+    if isinstance(x, chainer.Variable):
+        arr = x.array if hasattr(x, 'array') else x.data
+    else:
+        arr = x
+    if not hasattr(arr, 'dtype') or not hasattr(arr, 'ndim'):
+        raise TypeError('%s: expected a float array with shape (batch, time, %d), got %s'
+                        % (name, n_features, type(arr).__name__))
+    if arr.dtype.kind != 'f':
+        raise TypeError('%s: expected float features with shape (batch, time, %d), got a %s array%s'
+                        % (name, n_features, arr.dtype,
+                           '; integer ids need input=\'ids\'' if arr.dtype.kind in 'iu' else ''))
+    if arr.ndim != 3:
+        hint = {2: '; for one feature per step use x[..., None], for one sequence x[None]',
+                1: '; for one sequence of one feature use x[None, :, None]'}.get(arr.ndim, '')
+        raise ValueError('%s: expected shape (batch, time, %d), got %d-D shape %s%s'
+                         % (name, n_features, arr.ndim, tuple(arr.shape), hint))
+    if arr.shape[2] != n_features:
+        raise ValueError('%s: expected %d features per step, shape (batch, time, %d), got shape %s'
+                         % (name, n_features, n_features, tuple(arr.shape)))
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError('%s: expected at least one sequence of at least one step, got shape %s'
+                         % (name, tuple(arr.shape)))
+    if dtype is not None and arr.dtype != dtype:
+        if isinstance(x, chainer.Variable):
+            return chainer.functions.cast(x, dtype)
+        return arr.astype(dtype)
+    return x
+
+
+class SequenceRNN(chainer.Chain):
+    """Stacked Elman RNN (the IRNN by default) over ids or real-valued feature vectors.
+
+    For layers ``l = 1..L`` with sizes ``layers`` (e.g. ``(100, 50)``)::
+
+        h^l_t = act(x_to_h1(x_t) + h1_to_h1(h^1_{t-1}))            # l = 1
+        h^l_t = act(h{l-1}_to_h{l}(h^{l-1}_t) + h{l}_to_h{l}(h^l_{t-1}))   # l > 1
+        y     = h_to_y(h^L_T)
+
+    * ``x_to_h1``: ``EmbedID(n_in, layers[0])`` for ``input='ids'`` (ids 0..n_in-1), or
+      ``Linear(n_in, layers[0])`` for ``input='real'`` (n_in features per step; no bias
+      unless ``input_bias``, as the paper's input has none); N(0, init_std).
+    * ``h{l-1}_to_h{l}``: ``Linear`` without bias, N(0, init_std).
+    * ``h{l}_to_h{l}``: each layer's square recurrent matrix, ``identity_scale * I`` with
+      zero bias (``recurrent_init='identity'``; the paper used 0.01 I for speech), or
+      N(0, init_std) (``'normal'``, the plain RNN baselines).
+    * ``h_to_y``: ``Linear(layers[-1], n_out)``, N(0, init_std), zero bias: ``n_out``
+      classes (logits) or regression outputs.
+
+    ``impl='stepwise'`` builds one node per layer per step. ``impl='fused'`` runs each
+    layer over the whole sequence at once: its input projection for all timesteps as one
+    matmul, then the recurrence as one FunctionNode (:mod:`irnn_chainer.fused`).
+    """
+
+    def __init__(self, layers=(100,), n_in=256, n_out=10, input='ids', init_std=0.001,
+                 identity_scale=1.0, input_bias=False, impl='stepwise', activation='relu',
+                 recurrent_init='identity'):
+        super(SequenceRNN, self).__init__()
+        layers = tuple(int(n) for n in layers)
+        if not layers or min(layers) < 1:
+            raise ValueError('layers: expected one or more positive sizes, got %r' % (layers,))
+        if input not in INPUTS:
+            raise ValueError('input: expected one of %s, got %r' % (', '.join(INPUTS), input))
+        if impl not in IMPLS:
+            raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
+        if activation not in ('relu', 'tanh'):
+            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
+        if impl == 'fused' and activation != 'relu':
+            raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
+                             % activation)
+        if recurrent_init not in ('identity', 'normal'):
+            raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
+        if input == 'ids' and input_bias:
+            raise ValueError("input_bias: an EmbedID input has no bias; use input='real'")
+        self.layers, self.n_in, self.n_out, self.input = layers, int(n_in), int(n_out), input
+        self.impl, self.activation, self.identity_scale = impl, activation, identity_scale
+        normal = initializers.Normal(init_std)
+        links = {}
+        for l, n in enumerate(layers, 1):
+            if l == 1:
+                links['x_to_h1'] = (L.EmbedID(n_in, n, initialW=normal) if input == 'ids' else
+                                    L.Linear(n_in, n, initialW=normal, nobias=not input_bias,
+                                             initial_bias=0 if input_bias else None))
+            else:
+                links['h%d_to_h%d' % (l - 1, l)] = L.Linear(layers[l - 2], n, initialW=normal, nobias=True)
+            links['h%d_to_h%d' % (l, l)] = L.Linear(
+                n, n, initial_bias=0,
+                initialW=initializers.Identity(scale=identity_scale) if recurrent_init == 'identity' else normal)
+        links['h_to_y'] = L.Linear(layers[-1], n_out, initialW=normal, initial_bias=0)
+        api.register_links(self, **links)
+
+    def input_link(self, l):
+        """The link that feeds layer ``l`` (1-based): x_to_h1, h1_to_h2, ..."""
+        return self['x_to_h1' if l == 1 else 'h%d_to_h%d' % (l - 1, l)]
+
+    def recurrent_link(self, l):
+        return self['h%d_to_h%d' % (l, l)]
+
+    def check_input(self, x):
+        if self.input == 'ids':
+            return check_ids(x, self.n_in)
+        return check_real(x, self.n_in, self.h_to_y.W.dtype)
+
+    def forward(self, x):
+        x = self.check_input(x)
+        h = self.recurrence_fused(x) if self.impl == 'fused' else self.recurrence_stepwise(x)
+        return self.h_to_y(h)
+
+    def __call__(self, x):  # Chainer < 5 calls __call__, not forward
+        return self.forward(x)
+
+    def recurrence_stepwise(self, x):
+        """h^L_T by the per-timestep loop (all layers at each step)."""
+        act = F.relu if self.activation == 'relu' else F.tanh
+        batch, length = x.shape[:2]
+        if self.input == 'ids':
+            xs = self.xp.ascontiguousarray(x.T)
+        else:
+            xs = F.separate(x, axis=1)  # one (batch, features) node per timestep
+        dtype = self.h_to_y.W.dtype
+        hs = [chainer.Variable(self.xp.zeros((batch, n), dtype=dtype)) for n in self.layers]
+        for t in range(length):
+            inp = xs[t]
+            for l in range(1, len(self.layers) + 1):
+                hs[l - 1] = act(self.input_link(l)(inp) + self.recurrent_link(l)(hs[l - 1]))
+                inp = hs[l - 1]
+        return hs[-1]
+
+    def recurrence_fused(self, x):
+        """h^L_T layer by layer: each layer's inputs for all steps in one matmul, then the
+        whole recurrence as one FunctionNode."""
+        from irnn_chainer import fused
+        batch, length = x.shape[:2]
+        inp = x
+        n_layers = len(self.layers)
+        for l in range(1, n_layers + 1):
+            rec = self.recurrent_link(l)
+            last = l == n_layers
+            if l == 1 and self.input == 'ids':
+                h = fused.irnn_recurrence(inp, self.x_to_h1.W, rec.W, rec.b, return_sequence=not last)
+            else:
+                flat = F.reshape(inp, (batch * length, inp.shape[2]))
+                pre = F.reshape(self.input_link(l)(flat), (batch, length, self.layers[l - 1]))
+                h = _fused_pre_recurrence(fused, pre, rec.W, rec.b, return_sequence=not last)
+            inp = h
+        return inp
+
+
+def _fused_pre_recurrence(fused, pre, W, b, return_sequence):
+    """``h_t = relu(pre[:, t] + W h_{t-1} + b)`` over precomputed input projections ``pre``
+    (batch, time, units), fused.
+
+    :func:`irnn_chainer.fused.irnn_recurrence` takes ids and an embedding table; a table
+    with one row per (sequence, step), ``E = pre.reshape(batch * time, units)``, and the
+    ids ``b * time + t`` make ``E[ids[:, t]] = pre[:, t]``: the same kernel, and its dE
+    (a scatter-add over distinct ids) is exactly dL/dpre.
+    """
+    batch, length, units = pre.shape
+    xp = api.array_module(pre)
+    ids = xp.arange(batch * length, dtype=np.int32).reshape(batch, length)
+    table = F.reshape(pre, (batch * length, units))
+    return fused.irnn_recurrence(ids, table, W, b, return_sequence=return_sequence)

@@ -1,0 +1,604 @@
+"""Your own sequences: data files, the adding problem, and the models and losses for them.
+
+Data (``--data FILE``):
+
+* ``.npz`` with arrays ``x`` and ``y`` and optionally ``x_test`` and ``y_test``:
+
+  - ``x``: integer ids, shape (N, T) (``--input ids``: an EmbedID, as pixel MNIST), or
+    float features, shape (N, T, D) (``--input real``: a Linear input projection).
+    The default input kind follows x's dtype.
+  - ``y``: class labels 0..K-1, shape (N,) (``--task classification``; K from the labels),
+    or real targets, shape (N,) or (N, K) (``--task regression``, MSE). The default task
+    follows y's dtype: integer -> classification, float -> regression.
+
+* ``.csv`` in long format, one row per timestep::
+
+      seq,t,x0,x1,x2,label
+      0,0,0.12,0.50,-1.3,1
+      0,1,0.07,0.41,-1.1,1
+      ...
+
+  column 1: the sequence id (any text); column 2: the time step 0..T-1; then one column
+  per feature; last column: the sequence's label (the same on each of its rows). A header
+  row is optional. Sequences keep the order of their first row; rows may come in any
+  order. Every sequence has the same T. One feature column of whole numbers reads as
+  ids, anything else as real features; whole-number labels read as classes, others as
+  regression targets (``--input`` / ``--task`` override). A CSV holds no test set.
+
+Without a test set, ``--test-split F`` holds out a seeded fraction F (stratified by class
+for classification). ``--dataset adding --length T`` generates the adding problem instead.
+
+Every problem in a file is reported as one line naming the file, the array, what was
+expected and what was found (:class:`SequenceDataError`).
+"""
+import csv
+import os
+
+import numpy as np
+
+import chainer
+import chainer.functions as F
+
+try:  # the CLI reports DataError as one line; subclass it when data.py provides it
+    from irnn_chainer.data import DataError as _Base
+except ImportError:  # pragma: no cover - data.py not there yet
+    _Base = ValueError
+
+INPUTS = ('ids', 'real')
+TASKS = ('classification', 'regression')
+NPZ_KEYS = ('x', 'y', 'x_test', 'y_test')
+MAX_IDS = 1000000            # ids index EmbedID rows: a larger max id is almost surely not ids
+ADDING_BASELINE = 1.0 / 6    # MSE of always predicting 1: Var(U + U') = 2/12
+ADDING_TRAIN, ADDING_TEST = 100000, 10000   # the paper's sizes
+
+
+class SequenceDataError(_Base):
+    """A problem in the user's data or data flags: one line for the CLI (exit 2)."""
+
+
+def _err(path, array, expected, found):
+    return SequenceDataError('%s: %s: expected %s, found %s' % (path, array, expected, found))
+
+
+class Sequences(object):
+    """Validated data: arrays ready for the model and what was inferred from them."""
+
+    def __init__(self, x, y, x_test, y_test, input, task, n_in, n_out, path):
+        self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
+        self.input, self.task, self.n_in, self.n_out, self.path = input, task, n_in, n_out, path
+
+    def describe(self):
+        shape = 'x %s %s' % (self.x.dtype, 'x'.join(str(s) for s in self.x.shape))
+        what = ('%d classes' % self.n_out if self.task == 'classification'
+                else '%d target%s' % (self.n_out, 's' if self.n_out > 1 else ''))
+        return '%s (%s, input %s, %s %s)' % (self.path, shape, self.input, self.task, what)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def load(path, input=None, task=None):
+    """Read and validate a ``.npz`` or long-format ``.csv`` file; see the module docstring."""
+    if input not in (None,) + INPUTS:
+        raise SequenceDataError('--input: expected one of %s, found %r' % (', '.join(INPUTS), input))
+    if task not in (None,) + TASKS:
+        raise SequenceDataError('--task: expected one of %s, found %r' % (', '.join(TASKS), task))
+    if not os.path.isfile(path):
+        raise SequenceDataError('%s: expected a .npz or .csv data file, found %s'
+                                % (path, 'a folder' if os.path.isdir(path) else 'no such file'))
+    if path.lower().endswith('.csv'):
+        arrays, hints = read_csv(path), {'csv': True}
+    else:
+        arrays, hints = read_npz(path), {}
+    return validate(arrays, path, input, task, **hints)
+
+
+def read_npz(path):
+    """The arrays of a .npz file (no pickles), with one-line errors for anything else."""
+    try:
+        f = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise SequenceDataError('%s: expected a .npz file (np.savez) or a .csv file, found a file '
+                                'NumPy cannot read (%s)' % (path, str(e).splitlines()[0] if str(e) else
+                                                            type(e).__name__))
+    if not hasattr(f, 'files'):
+        raise SequenceDataError('%s: expected a .npz file with arrays x and y (np.savez), found a '
+                                'single .npy array of shape %s' % (path, getattr(f, 'shape', '?')))
+    with f:
+        unknown = [k for k in f.files if k not in NPZ_KEYS]
+        if unknown:
+            raise SequenceDataError('%s: expected only arrays x, y, x_test, y_test, found %s'
+                                    % (path, ', '.join(sorted(f.files))))
+        arrays = {}
+        for k in f.files:
+            try:
+                arrays[k] = f[k]
+            except ValueError as e:  # object arrays need pickles
+                raise _err(path, k, 'a numeric array', 'an object array (%s)' % str(e).splitlines()[0])
+    missing = [k for k in ('x', 'y') if k not in arrays]
+    if missing:
+        raise SequenceDataError('%s: expected arrays x and y (optionally x_test, y_test), found %s'
+                                % (path, ', '.join(sorted(arrays)) or 'none'))
+    if ('x_test' in arrays) != ('y_test' in arrays):
+        have, lack = ('x_test', 'y_test') if 'x_test' in arrays else ('y_test', 'x_test')
+        raise _err(path, lack, 'an array alongside %s' % have, 'none')
+    return arrays
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def read_csv(path):
+    """Long format -> {'x': (N, T, D) or (N, T), 'y': (N,)} (as text-typed numbers)."""
+    with open(path, newline='') as f:
+        rows = [r for r in csv.reader(f)]
+    line0 = 1
+    header = None
+    while rows and not any(c.strip() for c in rows[0]):
+        rows.pop(0)
+        line0 += 1
+    if rows and not (_is_number(rows[0][1]) if len(rows[0]) > 1 else False):
+        header = [c.strip() for c in rows.pop(0)]
+        line0 += 1
+    if not rows:
+        raise SequenceDataError('%s: expected rows "seq,t,feature...,label" (one per timestep), '
+                                'found no data rows' % path)
+    width = len(header) if header else len(rows[0])
+    if width < 4:
+        raise SequenceDataError('%s: row %d: expected at least 4 columns (seq, t, one or more features, '
+                                'label), found %d' % (path, line0, width))
+    names = header or (['seq', 't'] + ['x%d' % i for i in range(width - 3)] + ['label'])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise SequenceDataError('%s: row %d: expected %d columns (%s), found %d'
+                                    % (path, line0 + i, width, ','.join(names), len(r)))
+    table = np.array(rows, dtype=str)
+    table = np.char.strip(table)
+
+    def column(j, kind):
+        col = table[:, j]
+        try:
+            return col.astype(kind)
+        except ValueError:
+            for i, v in enumerate(col):
+                try:
+                    kind(v) if kind is not float else float(v)
+                except ValueError:
+                    raise SequenceDataError(
+                        '%s: column %s, row %d: expected %s, found %r'
+                        % (path, names[j], line0 + i, 'an integer time step' if j == 1 else 'a number', v))
+            raise
+
+    def whole_numbers(j):
+        try:
+            table[:, j].astype(np.int64)
+            return True
+        except ValueError:
+            return False
+
+    seq_ids = table[:, 0]
+    steps = column(1, np.int64)
+    n_feat = width - 3
+    feats = np.stack([column(j, np.float64) for j in range(2, 2 + n_feat)], axis=1)
+    labels = column(width - 1, np.float64)
+    uniq, first, inverse = np.unique(seq_ids, return_index=True, return_inverse=True)
+    order = np.argsort(first)              # sequences in order of their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    seq = rank[inverse.ravel()]
+    counts = np.bincount(seq)
+    if counts.min() != counts.max():
+        s = int(np.argmax(counts != counts[0]))
+        raise SequenceDataError('%s: column %s: expected every sequence to have the same number of '
+                                'steps (%d, as sequence %r), found %d rows for sequence %r'
+                                % (path, names[0], counts[0], str(uniq[order[0]]), counts[s],
+                                   str(uniq[order[s]])))
+    T = int(counts[0])
+    bad = (steps < 0) | (steps >= T)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SequenceDataError('%s: column %s, row %d: expected a time step 0..%d, found %d'
+                                % (path, names[1], line0 + i, T - 1, steps[i]))
+    N = len(counts)
+    filled = np.zeros((N, T), bool)
+    filled[seq, steps] = True
+    if not filled.all():
+        s, t = np.argwhere(~filled)[0]
+        raise SequenceDataError('%s: column %s: expected steps 0..%d once each per sequence, found '
+                                'step %d missing (and another repeated) in sequence %r'
+                                % (path, names[1], T - 1, t, str(uniq[order[s]])))
+    x = np.empty((N, T, n_feat))
+    x[seq, steps] = feats
+    y = np.empty(N)
+    y[seq] = labels
+    differs = labels != y[seq]
+    if differs.any():
+        i = int(np.argmax(differs))
+        j = int(np.argmax(seq == seq[i]))  # the sequence's first row
+        raise SequenceDataError('%s: column %s, row %d: expected the same label on every row of '
+                                'sequence %r (%s, as row %d), found %s'
+                                % (path, names[-1], line0 + i, str(seq_ids[i]), table[j, -1],
+                                   line0 + j, table[i, -1]))
+    if n_feat == 1 and whole_numbers(2):
+        x = x[:, :, 0].astype(np.int64)
+    if whole_numbers(width - 1):
+        y = y.astype(np.int64)
+    return {'x': x if x.dtype.kind in 'iu' else x.astype(np.float64), 'y': y}
+
+
+def write_csv(path, x, y):
+    """Write ``x`` ((N, T) ids or (N, T, D) features) and ``y`` ((N,) labels or targets) in
+    the long format that :func:`read_csv` reads; floats always carry a '.' so they read
+    back as real features / regression targets."""
+    x, y = np.asarray(x), np.asarray(y).reshape(len(x))
+    N, T = x.shape[:2]
+    feats = x.reshape(N * T, -1)
+
+    def text(a):
+        if a.dtype.kind in 'iub':
+            return a.astype(np.int64).astype(str)
+        s = np.char.mod('%.9g' if a.dtype.itemsize <= 4 else '%.17g', a)
+        plain = (np.char.find(s, '.') < 0) & (np.char.find(s, 'e') < 0) & (np.char.find(s, 'n') < 0)
+        return np.where(plain, np.char.add(s, '.0'), s)
+
+    cols = ([np.repeat(np.arange(N), T).astype(str), np.tile(np.arange(T), N).astype(str)]
+            + [text(feats[:, j]) for j in range(feats.shape[1])] + [np.repeat(text(y), T)])
+    header = ['seq', 't'] + ['x%d' % j for j in range(feats.shape[1])] + ['label']
+    with open(path, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(zip(*cols))
+
+
+# -------------------------------------------------------------------------- validation
+
+def _finite(path, name, a):
+    if a.dtype.kind == 'f':
+        bad = ~np.isfinite(a)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            kinds = ' and '.join(k for k, m in (('NaN', np.isnan(a)), ('inf', np.isinf(a))) if m.any())
+            raise _err(path, name, 'finite numbers', '%d %s value%s, the first at %s[%s]'
+                       % (bad.sum(), kinds, 's' if bad.sum() > 1 else '', name, ', '.join(map(str, where))))
+
+
+def _check_x(path, name, x, input, ref=None):
+    """Shape/dtype/value checks of one input array; returns it as int64 ids or float64."""
+    kind = x.dtype.kind
+    if kind not in 'iuf':
+        raise _err(path, name, 'integer ids (N, T) or float features (N, T, D)',
+                   'dtype %s' % x.dtype)
+    if input == 'ids':
+        if kind == 'f':
+            _finite(path, name, x)
+            frac = x != np.round(x)
+            if frac.any():
+                i = tuple(int(v) for v in np.argwhere(frac)[0])
+                raise _err(path, name, 'integer ids for --input ids', 'the non-integer value %r at %s[%s]'
+                           % (float(x[i]), name, ', '.join(map(str, i))))
+        if x.ndim != 2:
+            raise _err(path, name, 'ids of shape (N, T) for --input ids',
+                       '%d-D shape %s%s' % (x.ndim, x.shape, '; features (N, T, D) need --input real'
+                                            if x.ndim == 3 else ''))
+    else:
+        if x.ndim != 3:
+            hint = {2: ' (for one feature per step save x[..., None])'}.get(x.ndim, '')
+            raise _err(path, name, 'real features of shape (N, T, D) for --input real',
+                       '%d-D shape %s%s' % (x.ndim, x.shape, hint))
+        _finite(path, name, x)
+    if x.shape[0] == 0 or x.shape[1] == 0 or (x.ndim == 3 and x.shape[2] == 0):
+        raise _err(path, name, 'at least one sequence of at least one step', 'shape %s' % (x.shape,))
+    if ref is not None and x.ndim == 3 and x.shape[2] != ref.shape[2]:
+        raise _err(path, name, '%d features per step (as x)' % ref.shape[2], 'shape %s' % (x.shape,))
+    if input == 'ids':
+        x = x.astype(np.int64)
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= MAX_IDS:
+            raise _err(path, name, 'ids in 0..%d (one EmbedID row per id)' % (MAX_IDS - 1),
+                       'values in %d..%d' % (lo, hi))
+        return x
+    return x.astype(np.float64)
+
+
+def _check_y(path, name, y, n, task, n_classes=None):
+    if y.dtype.kind not in 'biuf':
+        raise _err(path, name, 'numeric labels or targets', 'dtype %s' % y.dtype)
+    if task == 'classification':
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or y.shape[0] != n:
+            raise _err(path, name, 'one class label per sequence, shape (%d,)' % n, 'shape %s' % (y.shape,))
+        if y.dtype.kind == 'f':
+            _finite(path, name, y)
+            frac = y != np.round(y)
+            if frac.any():
+                i = int(np.argmax(frac))
+                raise _err(path, name, 'integer class labels for --task classification',
+                           'the value %r at %s[%d] (real targets need --task regression)' % (float(y[i]), name, i))
+        y = y.astype(np.int64)
+        lo, hi = int(y.min()), int(y.max())
+        if n_classes is None:
+            k = len(np.unique(y))
+            if k < 2:
+                raise _err(path, name, 'at least 2 classes', 'only the label %d' % lo)
+            if lo != 0 or hi != k - 1:
+                raise _err(path, name, 'class labels 0..%d (%d distinct labels)' % (k - 1, k),
+                           'labels %d..%d; renumber them (e.g. np.unique(y, return_inverse=True)[1])'
+                           % (lo, hi))
+        elif lo < 0 or hi >= n_classes:
+            raise _err(path, name, 'labels 0..%d (the classes in y)' % (n_classes - 1),
+                       'labels %d..%d' % (lo, hi))
+        return y.astype(np.int32)
+    if y.ndim not in (1, 2) or y.shape[0] != n:
+        raise _err(path, name, 'one target (or row of targets) per sequence, shape (%d,) or (%d, K)'
+                   % (n, n), 'shape %s' % (y.shape,))
+    y = y.reshape(n, -1).astype(np.float64)
+    if y.shape[1] == 0:
+        raise _err(path, name, 'at least one target per sequence', 'shape %s' % (y.shape,))
+    _finite(path, name, y)
+    if n_classes is not None and y.shape[1] != n_classes:
+        raise _err(path, name, '%d targets per sequence (as y)' % n_classes, 'shape %s' % (y.shape,))
+    return y
+
+
+def validate(arrays, path, input=None, task=None, csv=False):
+    """Check x, y (and x_test, y_test) and infer input kind, task, n_in and n_out."""
+    x = np.asarray(arrays['x'])
+    y = np.asarray(arrays['y'])
+    if input is None:
+        if x.dtype.kind in 'iu':
+            input = 'ids'
+        elif x.dtype.kind == 'f':
+            input = 'real'
+        else:
+            raise _err(path, 'x', 'integer ids (N, T) or float features (N, T, D)', 'dtype %s' % x.dtype)
+    if task is None:
+        task = 'classification' if y.dtype.kind in 'biu' else 'regression'
+    if csv and input == 'real' and x.ndim == 2:   # one whole-number feature column, as numbers
+        x = x[:, :, None]
+    if csv and input == 'ids' and x.ndim == 3 and x.shape[2] == 1:
+        x = x[:, :, 0]
+    x = _check_x(path, 'x', x, input)
+    y = _check_y(path, 'y', y, x.shape[0], task)
+    x_test = y_test = None
+    if arrays.get('x_test') is not None:
+        x_test = _check_x(path, 'x_test', np.asarray(arrays['x_test']), input, ref=x)
+        y_test = _check_y(path, 'y_test', np.asarray(arrays['y_test']), x_test.shape[0], task,
+                          n_classes=(int(y.max()) + 1) if task == 'classification' else y.shape[1])
+    if input == 'ids':
+        n_in = int(max(x.max(), x_test.max() if x_test is not None else 0)) + 1
+    else:
+        n_in = x.shape[2]
+    n_out = int(y.max()) + 1 if task == 'classification' else y.shape[1]
+    return Sequences(x, y, x_test, y_test, input, task, n_in, n_out, path)
+
+
+# ------------------------------------------------------------------------------ splits
+
+def split(x, y, fraction, seed=0, stratify=True):
+    """Indices (train, test) holding out ``fraction`` of the sequences, seeded; stratified
+    by class when ``stratify`` (each class with >= 2 members gives at least one)."""
+    n = len(x)
+    rng = np.random.RandomState(seed)
+    test = []
+    if stratify:
+        for c in np.unique(y):
+            idx = np.flatnonzero(y == c)
+            rng.shuffle(idx)
+            k = int(round(fraction * len(idx)))
+            k = min(max(k, 1), len(idx) - 1) if len(idx) >= 2 else 0
+            test.append(idx[:k])
+        test = np.concatenate(test)
+    else:
+        idx = rng.permutation(n)
+        k = min(max(int(round(fraction * n)), 1), n - 1)
+        test = idx[:k]
+    mask = np.zeros(n, bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def with_test_split(data, fraction, seed=0):
+    """``data`` with a held-out test set, or a one-line error when that cannot be done."""
+    if fraction is not None and not 0 < fraction < 1:
+        raise SequenceDataError('--test-split: expected a fraction between 0 and 1, found %s' % fraction)
+    if data.x_test is not None:
+        if fraction is not None:
+            raise SequenceDataError('%s: --test-split %s: expected a file without x_test/y_test, found '
+                                    'both; drop --test-split to use them' % (data.path, fraction))
+        return data
+    if fraction is None:
+        raise SequenceDataError('%s: x_test, y_test: expected a test set, found none; hold one out '
+                                'with --test-split 0.2' % data.path)
+    if len(data.x) < 2:
+        raise SequenceDataError('%s: x: expected at least 2 sequences to split, found %d'
+                                % (data.path, len(data.x)))
+    tr, te = split(data.x, data.y, fraction, seed, stratify=data.task == 'classification')
+    return Sequences(data.x[tr], data.y[tr], data.x[te], data.y[te], data.input, data.task,
+                     data.n_in, data.n_out, data.path)
+
+
+# ---------------------------------------------------------------------- adding problem
+
+def adding_problem(n, length, seed=0, chunk=10000):
+    """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015, section 4.1).
+
+    x: (n, length, 2) float32; x[..., 0] uniform in [0, 1], x[..., 1] a marker that is 1
+    at exactly two steps, one in the first half and one in the second half, else 0.
+    y: (n, 1) float32, the sum of the two marked values. Always predicting 1 gives an
+    expected MSE of Var(U + U') = 1/6 ~ 0.167 (:data:`ADDING_BASELINE`).
+    """
+    if length < 2:
+        raise SequenceDataError('--length: expected at least 2 steps for the adding problem, found %s' % length)
+    rng = np.random.RandomState(seed)
+    x = np.zeros((n, length, 2), np.float32)
+    y = np.empty((n, 1), np.float32)
+    half = length // 2
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        values = rng.uniform(0, 1, (m, length))
+        a = rng.randint(0, half, m)
+        b = rng.randint(half, length, m)
+        rows = np.arange(m)
+        x[s:s + m, :, 0] = values
+        x[s + rows, a, 1] = 1
+        x[s + rows, b, 1] = 1
+        y[s:s + m, 0] = values[rows, a] + values[rows, b]
+    return x, y
+
+
+def adding_data(length, n_train=ADDING_TRAIN, n_test=ADDING_TEST, seed=0):
+    """Train and test sets of the adding problem (the test set from its own seed stream)."""
+    x, y = adding_problem(n_train, length, seed=2 * seed)
+    xt, yt = adding_problem(n_test, length, seed=2 * seed + 1)
+    return Sequences(x, y, xt, yt, 'real', 'regression', 2, 1, 'adding problem T=%d' % length)
+
+
+# ------------------------------------------------------------------------ the loss wrap
+
+class Regressor(chainer.Chain):
+    """``L.Classifier``'s counterpart for real targets: reports ``loss`` (MSE) and, when
+    ``baseline`` is given, ``baseline``: the MSE of always predicting that value."""
+
+    def __init__(self, predictor, baseline=None):
+        super(Regressor, self).__init__()
+        from irnn_chainer.compat import api
+        api.register_links(self, predictor=predictor)
+        self.baseline = None if baseline is None else np.asarray(baseline, dtype=np.float64)
+
+    def forward(self, x, t):
+        y = self.predictor(x)
+        t = t.reshape(y.shape) if hasattr(t, 'reshape') else t
+        loss = F.mean_squared_error(y, t.astype(y.dtype) if t.dtype != y.dtype else t)
+        report = {'loss': loss}
+        if self.baseline is not None:
+            from irnn_chainer.compat import api
+            b = api.array_module(t).asarray(self.baseline, dtype=t.dtype)
+            report['baseline'] = ((t - b) ** 2).mean()
+        chainer.report(report, self)
+        return loss
+
+    def __call__(self, x, t):
+        return self.forward(x, t)
+
+
+# ------------------------------------------------------------- hooks for train / cli
+
+#: run settings this module adds to train.DEFAULTS
+DEFAULTS = {'data': None, 'input': None, 'task': None, 'layers': None, 'identity_scale': 1.0,
+            'input_bias': False, 'test_split': None, 'length': None}
+
+
+def parse_layers(text):
+    """'100,50' -> [100, 50] (for --layers)."""
+    try:
+        sizes = [int(s) for s in str(text).replace(' ', '').split(',') if s != '']
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError('expected comma-separated positive layer sizes like 100,50, got %r' % text)
+    return sizes
+
+
+def uses_own_data(cfg):
+    return bool(cfg.get('data')) or cfg.get('dataset') == 'adding'
+
+
+def uses_sequence_model(cfg):
+    return (uses_own_data(cfg) or bool(cfg.get('layers')) or cfg.get('identity_scale', 1.0) != 1.0
+            or bool(cfg.get('input_bias')))
+
+
+def check_config(cfg, cli):
+    """One-line errors for combinations of the data/model flags (called by resolve_config)."""
+    from irnn_chainer.train import UsageError
+    if cfg.get('data') and cfg.get('dataset') not in (None, 'auto'):
+        raise UsageError('--data %s and --dataset %s: give one of them' % (cfg['data'], cfg['dataset']))
+    if cfg.get('length') is not None and cfg.get('dataset') != 'adding':
+        raise UsageError('--length: only for --dataset adding')
+    if cfg.get('dataset') == 'adding':
+        for key, want in (('input', 'real'), ('task', 'regression')):
+            if cfg.get(key) not in (None, want):
+                raise UsageError('--%s %s: the adding problem is %s' % (key, cfg[key], want))
+        if cfg.get('test_split') is not None:
+            raise UsageError('--test-split: the adding problem generates its own test set '
+                             '(size: --test-limit)')
+        if cfg.get('length') is not None and int(cfg['length']) < 2:
+            raise UsageError('--length: expected at least 2, got %s' % cfg['length'])
+    if cli.get('layers') and cli.get('unit'):
+        raise UsageError('--unit %s and --layers %s: give one of them (--layers 100 is --unit 100)'
+                         % (cli['unit'], ','.join(map(str, cli['layers']))))
+    if cfg.get('test_split') is not None and not 0 < cfg['test_split'] < 1:
+        raise UsageError('--test-split: expected a fraction between 0 and 1, got %s' % cfg['test_split'])
+    if cfg.get('test_split') is not None and not uses_own_data(cfg):
+        raise UsageError('--test-split: only for --data files without a test set')
+    for key in ('input', 'task'):
+        if cfg.get(key) is not None and not uses_own_data(cfg):
+            raise UsageError('--%s: only with --data or --dataset adding' % key)
+    if uses_sequence_model(cfg) and cfg['model'] == 'lstm':
+        raise UsageError('--model lstm: not available with --data, --dataset adding or --layers '
+                         '(use irnn, rnn-relu or rnn-tanh)')
+
+
+def load_for_run(cfg, log=print):
+    """(train, test, source) for a run on user data or the adding problem; records what
+    was inferred (input, task, n_in, n_out, baseline) in ``cfg`` for the model and config.json."""
+    if cfg.get('dataset') == 'adding':
+        length = int(cfg.get('length') or 150)
+        cfg['length'] = length
+        data = adding_data(length, int(cfg.get('train_limit') or ADDING_TRAIN),
+                           int(cfg.get('test_limit') or ADDING_TEST), seed=int(cfg['seed']))
+        cfg['baseline'] = 1.0
+        log('adding problem: T=%d, %d train / %d test sequences (seed %d); always predicting 1 '
+            'gives MSE %.4f on this test set (1/6 = %.4f expected)'
+            % (length, len(data.x), len(data.x_test), cfg['seed'],
+               float(((data.y_test - 1.0) ** 2).mean()), ADDING_BASELINE))
+    else:
+        data = load(cfg['data'], cfg.get('input'), cfg.get('task'))
+        data = with_test_split(data, cfg.get('test_split'), seed=int(cfg['seed']))
+        if cfg.get('train_limit'):
+            data.x, data.y = data.x[:cfg['train_limit']], data.y[:cfg['train_limit']]
+        if cfg.get('test_limit'):
+            data.x_test, data.y_test = data.x_test[:cfg['test_limit']], data.y_test[:cfg['test_limit']]
+        if data.task == 'regression':
+            mean = data.y.mean(axis=0)
+            cfg['baseline'] = mean.tolist()
+            log('regression: always predicting the training mean gives test MSE %.4f'
+                % float(((data.y_test - mean) ** 2).mean()))
+        log('data: %s; %d train / %d test sequences%s'
+            % (data.describe(), len(data.x), len(data.x_test),
+               ' (held out %g, %s, seed %d)' % (cfg['test_split'], 'stratified' if data.task ==
+                                                  'classification' else 'random', cfg['seed'])
+               if cfg.get('test_split') else ''))
+    dtype = np.dtype(cfg.get('dtype') or 'float32')
+    cfg['input'], cfg['task'], cfg['n_in'], cfg['n_out'] = data.input, data.task, data.n_in, data.n_out
+    x_dtype = np.int32 if data.input == 'ids' else dtype
+    y_dtype = np.int32 if data.task == 'classification' else dtype
+    train = chainer.datasets.TupleDataset(data.x.astype(x_dtype), data.y.astype(y_dtype))
+    test = chainer.datasets.TupleDataset(data.x_test.astype(x_dtype), data.y_test.astype(y_dtype))
+    return train, test, data.path
+
+
+def build_model(cfg, impl):
+    """The loss-wrapped :class:`irnn_chainer.model.SequenceRNN` for ``cfg`` (after
+    :func:`load_for_run` for own data; pixel MNIST otherwise)."""
+    import chainer.links as L
+    from irnn_chainer import model as model_mod
+    from irnn_chainer.compat import api
+    kwargs = {'rnn-relu': dict(activation='relu', recurrent_init='normal'),
+              'rnn-tanh': dict(activation='tanh', recurrent_init='normal')}.get(cfg['model'], {})
+    layers = cfg.get('layers') or [cfg['unit']]
+    own = uses_own_data(cfg)
+    np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
+    predictor = api.build_in_dtype(lambda: model_mod.SequenceRNN(
+        layers, n_in=cfg['n_in'] if own else 256, n_out=cfg['n_out'] if own else 10,
+        input=cfg['input'] if own else 'ids', init_std=cfg['init_std'],
+        identity_scale=cfg.get('identity_scale', 1.0), input_bias=bool(cfg.get('input_bias')),
+        impl=impl, **kwargs), cfg['dtype'])
+    if own and cfg['task'] == 'regression':
+        return Regressor(predictor, baseline=cfg.get('baseline'))
+    return L.Classifier(predictor)
