@@ -43,9 +43,10 @@ def add_train_arguments(p):
     p.add_argument('--seed', type=int, help='seed for initial weights, shuffling and --permute (default 0)')
     p.add_argument('--permute', action='store_true', default=None,
                    help='permuted pixel MNIST: one fixed random permutation of the 784 pixels')
-    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'),
+    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded', 'adding'),
                    help='auto (default): full MNIST if found or downloadable, else the embedded '
-                        '5000-image subset; mnist: full MNIST or fail; embedded: the subset')
+                        '5000-image subset; mnist: full MNIST or fail; embedded: the subset; '
+                        'adding: the adding problem (--length T)')
     p.add_argument('--data-dir', help='folder with the four MNIST IDX files (or env IRNN_MNIST_DIR)')
     p.add_argument('--dtype', choices=('float32', 'float64'),
                    help='parameter dtype (default float32; lr 1e-8 cannot move the identity '
@@ -63,6 +64,51 @@ def add_train_arguments(p):
     p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
     p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_sequence_arguments(p)
+
+
+def _layers(text):
+    from irnn_chainer import sequences
+    try:
+        return sequences.parse_layers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError('expected a fraction between 0 and 1, got %r' % text)
+    return value
+
+
+def add_sequence_arguments(p):
+    """Own data, stacked layers, the adding problem (irnn_chainer/sequences.py; docs/own-data.md)."""
+    g = p.add_argument_group('your own sequences (docs/own-data.md)')
+    g.add_argument('--data', type=os.path.abspath, metavar='FILE',
+                   help='train on FILE instead of MNIST: .npz with x, y (optional x_test, y_test) '
+                        'or a long-format .csv (seq, t, features..., label)')
+    g.add_argument('--input', choices=('ids', 'real'),
+                   help='ids: integer ids (N, T) through an EmbedID; real: float features (N, T, D) '
+                        'through a Linear; default: from the dtype of x')
+    g.add_argument('--task', choices=('classification', 'regression'),
+                   help='classification (softmax, classes 0..K-1 from the labels) or regression '
+                        '(MSE); default: from the dtype of y')
+    g.add_argument('--test-split', type=_fraction, metavar='F',
+                   help='hold out a seeded fraction F as the test set (stratified by class) when '
+                        'the file has no x_test, y_test')
+    g.add_argument('--layers', type=_layers, metavar='N1,N2,..',
+                   help='stacked IRNN layers, e.g. 100,50 (instead of --unit); each layer\'s '
+                        'recurrent matrix starts as (--identity-scale) x identity')
+    g.add_argument('--identity-scale', type=float, metavar='S',
+                   help='recurrent matrices start as S x I (default 1; the paper used 0.01 for speech)')
+    g.add_argument('--input-bias', action='store_true', default=None,
+                   help='give the real-valued input projection a bias (off by default, as the paper)')
+    g.add_argument('--length', type=_positive_int, metavar='T',
+                   help='sequence length of --dataset adding (default 150)')
 
 
 def build_parser():
@@ -98,9 +144,14 @@ def cmd_train(args):
     log = trainer.get_extension('LogReport').log
     if log:
         last = log[-1]
-        print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
-              % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
-                 last.get('validation/main/loss', float('nan')), trainer.out))
+        if 'validation/main/baseline' in last:  # regression (sequences.py)
+            print('final: epoch %s, iteration %s, test MSE %.4f (constant-prediction baseline %.4f) -> %s'
+                  % (last['epoch'], last['iteration'], last.get('validation/main/loss', float('nan')),
+                     last['validation/main/baseline'], trainer.out))
+        else:
+            print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
+                  % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
+                     last.get('validation/main/loss', float('nan')), trainer.out))
     return 0
 
 
@@ -110,8 +161,12 @@ def cmd_evaluate(args):
     device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     r = train_mod.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
                            batchsize=args.batchsize, device=device)
-    print('test accuracy %.4f, test loss %.4f on %d images (%s, %.1f s)'
-          % (r['accuracy'], r['loss'], r['n'], r['model'], r['seconds']))
+    if 'baseline' in r:  # regression (sequences.py)
+        print('test MSE %.4f (constant-prediction baseline %.4f) on %d sequences (%s, %.1f s)'
+              % (r['loss'], r['baseline'], r['n'], r['model'], r['seconds']))
+    else:
+        print('test accuracy %.4f, test loss %.4f on %d images (%s, %.1f s)'
+              % (r['accuracy'], r['loss'], r['n'], r['model'], r['seconds']))
     return 0
 
 

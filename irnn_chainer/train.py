@@ -20,6 +20,7 @@ from chainer.training import extensions
 from irnn_chainer import data as data_mod
 from irnn_chainer.compat import api
 from irnn_chainer import model as model_mod
+from irnn_chainer import sequences as seq_mod
 
 # Settings that define a run; ``--resume`` keeps them from the run's config.json.
 DEFAULTS = {
@@ -29,6 +30,7 @@ DEFAULTS = {
     'data_dir': None, 'dtype': 'float32', 'train_limit': None, 'test_limit': None,
     'impl': 'auto', 'eval_batchsize': 1000, 'device': None,
 }
+DEFAULTS.update(seq_mod.DEFAULTS)  # own data, stacked layers, the adding problem (sequences.py)
 # May differ between a run and its resumption (where to run, how long, how to read data).
 RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl')
 
@@ -83,9 +85,10 @@ class ShuffledIterator(chainer.iterators.SerialIterator):
 
 
 def convert(batch, device=None):
-    """Stack a batch; pixels are stored as uint8 and reach the model as int32 ids."""
+    """Stack a batch; pixels are stored as uint8 and reach the model as int32 ids
+    (real-valued features, see sequences.py, pass as they are)."""
     x, t = chainer.dataset.concat_examples(batch, device)
-    return x.astype(np.int32), t
+    return (x.astype(np.int32) if x.dtype.kind in 'iu' else x), t
 
 
 class _StopTrigger(object):
@@ -147,6 +150,7 @@ def resolve_config(cli, saved=None):
         raise UsageError('--lr: expected a positive number, got %s' % cfg['lr'])
     if cfg['clip'] is not None and cfg['clip'] < 0:
         raise UsageError('--clip: expected >= 0 (0 = no clipping), got %s' % cfg['clip'])
+    seq_mod.check_config(cfg, cli)  # --data, --layers, --dataset adding, ... (sequences.py)
     return cfg
 
 
@@ -193,6 +197,8 @@ def resolve_impl(cfg):
 
 def build_model(cfg):
     """The classifier (model + softmax cross-entropy + accuracy) in the run's dtype."""
+    if seq_mod.uses_sequence_model(cfg):  # own data / --layers: SequenceRNN (+ Regressor)
+        return seq_mod.build_model(cfg, resolve_impl(cfg))
     np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
     predictor = api.build_in_dtype(
         lambda: model_mod.build(cfg['model'], n_units=cfg['unit'], init_std=cfg['init_std'],
@@ -215,6 +221,8 @@ def make_optimizer(cfg):
 
 def load_data(cfg, run_dir, log=print):
     """The train/test datasets, with the run's stored pixel permutation when ``permute``."""
+    if seq_mod.uses_own_data(cfg):  # --data FILE or --dataset adding (sequences.py)
+        return seq_mod.load_for_run(cfg, log=log)
     splits = data_mod.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'],
                                 cfg['test_limit'], log=log)
     train_x, test_x = splits.train_x, splits.test_x
@@ -282,11 +290,16 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     x_key = interval[1]
     trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval,
                                          file_name='loss.png'))
-    trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
-                                         trigger=interval, file_name='accuracy.png'))
-    trainer.extend(extensions.PrintReport(
-        ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-         'validation/main/accuracy', 'elapsed_time']), trigger=interval)
+    if cfg.get('task') == 'regression':  # MSE and its constant-prediction baseline (sequences.py)
+        trainer.extend(extensions.PrintReport(
+            ['epoch', 'iteration', 'main/loss', 'validation/main/loss', 'validation/main/baseline',
+             'elapsed_time']), trigger=interval)
+    else:
+        trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
+                                             trigger=interval, file_name='accuracy.png'))
+        trainer.extend(extensions.PrintReport(
+            ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
+             'validation/main/accuracy', 'elapsed_time']), trigger=interval)
     if progress:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 
@@ -357,6 +370,8 @@ def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, 
     reporter.add_observer('main', model)
     with reporter:
         result = extensions.Evaluator(it, model, converter=convert, device=dev).evaluate()
-    out = {'loss': float(result['main/loss']), 'accuracy': float(result['main/accuracy']),
+    out = {'loss': float(result['main/loss']), 'accuracy': float(result.get('main/accuracy', float('nan'))),
            'n': len(test_set), 'model': model_path, 'seconds': time.time() - t0}
+    if 'main/baseline' in result:  # regression (sequences.py): MSE of the constant prediction
+        out['baseline'] = float(result['main/baseline'])
     return out
