@@ -552,7 +552,7 @@ def get_mnist(dataset='auto', data_dir=None, train_limit=None, test_limit=None, 
         test_x, test_y = test_x[:test_limit], test_y[:test_limit]
     line = 'data: %s, %d train / %d test images' % (source, len(train_x), len(test_x))
     if (len(train_x), len(test_x)) != (n_train, n_test):
-        line += ' (first N of %d / %d)' % (n_train, n_test)
+        line += ' (the first of %d / %d, by --train-limit/--test-limit)' % (n_train, n_test)
     log(line)
     for note in notes:
         log('data: ' + note)
