@@ -3,19 +3,35 @@
 ``compat/`` is installed as ``irnn_chainer.compat`` so no top-level ``compat``
 module lands in site-packages.
 """
+import importlib.util
+import os
+
 from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The optional C kernel of the fused recurrence. build.py is loaded by path: importing the
+# package would import NumPy and Chainer, which a build environment does not have.
+_spec = importlib.util.spec_from_file_location(
+    '_irnn_kernel_build', os.path.join(HERE, 'irnn_chainer', 'kernels', 'build.py'))
+kernel_build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kernel_build)
 
 setup(
     name='irnn-chainer',
     version='0.1.0',
     description="IRNN (identity-initialised ReLU RNN) on pixel-by-pixel MNIST, "
                 "a faithful port of the 2015 Chainer gist",
-    long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
+    long_description=open(os.path.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.8',
-    packages=['irnn_chainer', 'irnn_chainer.compat'],
+    packages=['irnn_chainer', 'irnn_chainer.kernels', 'irnn_chainer.compat'],
     package_dir={'irnn_chainer': 'irnn_chainer', 'irnn_chainer.compat': 'compat'},
+    # Optional: when it cannot compile, the install goes on and the NumPy kernel runs
+    # (`irnn-chainer info` says which one).
+    ext_modules=[kernel_build.extension(relative_to=HERE)],
+    cmdclass={'build_ext': kernel_build.OptionalBuildExt},
     install_requires=[
         'chainer>=1.0,<=7.8.1',
         'numpy',
