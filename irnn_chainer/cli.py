@@ -131,6 +131,10 @@ def build_parser():
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
     p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
     p.add_argument('--out', '-o', default='report', help='folder for report.md and the plots')
+    from irnn_chainer import compare
+    compare.add_arguments(sub.add_parser(
+        'compare', help='the library vs the 2015 gist revisions (Chainer 1.0.1, 1.3.0): '
+                        'same seed and data, per-iteration losses side by side'))
     return parser
 
 
@@ -201,14 +205,16 @@ def cmd_report(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    from irnn_chainer import compare
     from irnn_chainer import data as data_mod
     from irnn_chainer import report
     from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
     try:
         return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info,
-                'report': cmd_report}[args.command](args)
-    except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError) as e:
+                'report': cmd_report, 'compare': compare.run}[args.command](args)
+    except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError,
+            compare.CompareError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2
 
