@@ -12,7 +12,7 @@ graph is not built (``chainer.config.enable_backprop`` False, or no input needs 
 gradient). Backward gives dE (scatter-add over the ids), dW (one product over all steps)
 and db. Double backprop is not supported: differentiating the gradients raises.
 """
-import numpy as np
+import weakref
 
 import chainer
 from chainer import backend
@@ -44,7 +44,7 @@ class IRNNRecurrence(function_node.FunctionNode):
         self.return_sequence = return_sequence
         self.keep = keep
         self.hs = None
-        self.kernel_name = None
+        self.kernel = self.kernel_name = None
         self.n_vocab = None
 
     def check_type_forward(self, in_types):
@@ -62,6 +62,7 @@ class IRNNRecurrence(function_node.FunctionNode):
         ids = self.ids
         xp = _xp(ids, E, W, b)
         kernel = kernels.get_kernel(xp)
+        self.kernel = kernel
         self.kernel_name = kernel.name
         if ids.dtype != xp.int32 or not ids.flags.c_contiguous:
             ids = xp.ascontiguousarray(ids, dtype=xp.int32)
@@ -73,6 +74,10 @@ class IRNNRecurrence(function_node.FunctionNode):
         if self.keep:
             self.hs = hs
             self.retain_inputs((1,))
+            release = getattr(kernel, 'release', None)
+            if release is not None and not self.return_sequence:
+                # recycle the state buffer when this node (the graph) is gone
+                weakref.finalize(self, release, hs)
         if self.return_sequence:
             return xp.ascontiguousarray(hs.transpose(1, 0, 2)),
         return hT,
@@ -97,7 +102,7 @@ class IRNNRecurrenceGrad(function_node.FunctionNode):
         W, gy = inputs
         fwd = self.fwd
         xp = _xp(W, gy)
-        kernel = kernels.get_kernel(xp)
+        kernel = fwd.kernel  # the one that ran forward (hs is laid out for it)
         if fwd.return_sequence:
             gT, gseq = None, xp.ascontiguousarray(gy.transpose(1, 0, 2))
         else:

@@ -244,3 +244,39 @@ def test_ids_any_int_and_noncontiguous():
     wide = np.asfortranarray(ids.astype(np.int64))
     np.testing.assert_array_equal(irnn_recurrence(wide, E, W, b).array,
                                   irnn_recurrence(ids, E, W, b).array)
+
+
+@pytest.mark.skipif(kernels.c_kernel is None, reason='C kernel not built')
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_c_sparse_and_dense_products_agree(dtype, monkeypatch):
+    ext = kernels.c_kernel._ext
+    monkeypatch.setenv(kernels.ENV, 'c')
+    before = ext.set_modes()
+    try:
+        out = []
+        for modes in ((0, 0), (1, 1)):
+            ext.set_modes(*modes)
+            out.append(loss_and_grads(irnn_recurrence, 7, 16, dtype))
+    finally:
+        ext.set_modes(*before)
+    for a, r in zip(*out):
+        np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize('kernel', KERNELS, indirect=True)
+def test_two_graphs_alive_and_buffers_recycled(kernel):
+    """Buffers are recycled only when a graph dies: two live graphs keep their own states."""
+    refs = [reference(7, 16, np.float32), reference(2, 16, np.float32)]
+    for _ in range(3):  # later rounds run on recycled buffers
+        E, W, b, R, ids7, labels = problem(7, 16, np.float32)
+        params = [[chainer.Parameter(a.copy()) for a in p[:3]]
+                  for p in (problem(7, 16, np.float32), problem(2, 16, np.float32))]
+        hs = [irnn_recurrence(p[4], *v) for p, v in zip(
+            (problem(7, 16, np.float32), problem(2, 16, np.float32)), params)]
+        # a third graph that dies at once, returning its buffers for reuse
+        irnn_recurrence(ids7, *params[0])
+        for h, v, p, ref in zip(hs, params, (problem(7, 16, np.float32),
+                                             problem(2, 16, np.float32)), refs):
+            F.softmax_cross_entropy(F.linear(h, p[3]), p[5]).backward()
+            for a, r in zip((h.array,) + tuple(x.grad for x in v), (ref[0],) + ref[2:]):
+                assert_close(a, r, 1e-5)

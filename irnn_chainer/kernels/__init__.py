@@ -41,7 +41,7 @@ def cpu_kernel():
     if c_kernel is None:
         if choice == 'c':
             raise RuntimeError('%s=c but the C kernel is not built (%s); build it with '
-                               '`python -m irnn_chainer.kernels.build` or reinstall with a C '
+                               '`python irnn_chainer/kernels/build.py` or reinstall with a C '
                                'compiler' % (ENV, _c_error))
         return numpy_kernel
     return c_kernel

@@ -4,8 +4,10 @@
  *
  * forward_*:  the whole time loop in C; optionally keeps every h_t (T, B, H) for backward.
  * backward_*: the reverse loop: dpre_t = (dL/dh_t) * [h_t > 0], dL/dh_{t-1} = dpre_t W,
- *             plus the scatter-add dE[ids[b, t]] += dpre_t[b] and db += dpre_t[b].
- *             dW = sum_t dpre_t^T h_{t-1} is one large product done by the caller (BLAS).
+ *             plus the scatter-add dE[ids[b, t]] += dpre_t[b] and db += dpre_t[b]; then
+ *             dW = sum_t dpre_t^T h_{t-1} as one large product over all timesteps
+ *             (a tiled single-thread GEMM here: a 2-thread BLAS on a busy 2-core machine
+ *             waits for the other thread and was 3x slower than one thread).
  *
  * Design: W (H x H, 40 KB in float32 for H = 100) stays in L1/L2 for the whole loop.
  * Each step is a register-blocked product: RB batch rows x one 64-byte vector of
@@ -24,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)
 #include <xmmintrin.h>
@@ -61,6 +64,12 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 
 #define IRNN_INLINE static inline __attribute__((always_inline))
 
+/* Which product the recurrences use: 0 = the blocked dense kernel (default), 1 = the
+ * sparse row kernel that skips zero states / gradients (set_modes(); both give the same
+ * bits: adding zeros changes nothing). Measured here (H = 100, B = 16, AVX-512) the dense
+ * one was as fast or faster even at 50% zeros, so it is the default. */
+static int irnn_sparse_fwd = 0, irnn_sparse_bwd = 0;
+
 #define IRNN_IMPL_PASS 1
 #define REAL float
 #define VEC vf32
@@ -89,7 +98,7 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 /* ---------------------------------------------------------------- Python glue */
 
 typedef struct {
-    Py_buffer views[8];
+    Py_buffer views[12];
     int n;
 } BufSet;
 
@@ -158,9 +167,10 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
 static PyObject *py_backward(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t B, T, H, HP, V;
-    PyObject *o_ids, *o_wp, *o_hs, *o_gt, *o_gseq, *o_dpre, *o_de, *o_db, *o_carry;
-    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOO", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
-                          &o_wp, &o_hs, &o_gt, &o_gseq, &o_dpre, &o_de, &o_db, &o_carry))
+    PyObject *o_ids, *o_wp, *o_hs, *o_gt, *o_gseq, *o_dpre, *o_de, *o_db, *o_carry, *o_dwp;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOOO", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
+                          &o_wp, &o_hs, &o_gt, &o_gseq, &o_dpre, &o_de, &o_db, &o_carry,
+                          &o_dwp))
         return NULL;
     if ((itemsize != 4 && itemsize != 8) || B < 1 || T < 1 || H < 1 || V < 1 || HP < H ||
         HP % (VBYTES / itemsize) != 0) {
@@ -168,7 +178,7 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
         return NULL;
     }
     BufSet s = {.n = 0};
-    void *ids, *wp, *hs, *gt, *gseq, *dpre, *de, *db, *carry;
+    void *ids, *wp, *hs, *gt, *gseq, *dpre, *de, *db, *carry, *dwp;
     if (get_buf(&s, o_ids, 0, B * T * 4, "ids", &ids) ||
         get_buf(&s, o_wp, 0, H * HP * itemsize, "Wp", &wp) ||
         get_buf(&s, o_hs, 0, T * B * H * itemsize, "hs", &hs) ||
@@ -177,11 +187,12 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
         get_buf(&s, o_dpre, 1, T * B * H * itemsize, "dpre", &dpre) ||
         get_buf(&s, o_de, 1, V * H * itemsize, "dE", &de) ||
         get_buf(&s, o_db, 1, H * itemsize, "db", &db) ||
-        get_buf(&s, o_carry, 1, B * H * itemsize, "carry", &carry)) {
+        get_buf(&s, o_carry, 1, B * H * itemsize, "carry", &carry) ||
+        get_buf(&s, o_dwp, 1, H * HP * itemsize, "dWp", &dwp)) {
         bufs_release(&s);
         return NULL;
     }
-    if (!ids || !wp || !hs || !dpre || !de || !db || !carry) {
+    if (!ids || !wp || !hs || !dpre || !de || !db || !carry || !dwp) {
         bufs_release(&s);
         PyErr_SetString(PyExc_ValueError, "_irnn_cpu.backward: only gT and gseq may be None");
         return NULL;
@@ -189,21 +200,32 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     IRNN_FTZ_BEGIN
     if (itemsize == 4)
-        backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry);
+        backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp);
     else
-        backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry);
+        backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp);
     IRNN_FTZ_END
     Py_END_ALLOW_THREADS
     bufs_release(&s);
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_modes(PyObject *self, PyObject *args) {
+    int f = irnn_sparse_fwd, b = irnn_sparse_bwd;
+    if (!PyArg_ParseTuple(args, "|pp", &f, &b)) return NULL;
+    irnn_sparse_fwd = f;
+    irnn_sparse_bwd = b;
+    return Py_BuildValue("(ii)", irnn_sparse_fwd, irnn_sparse_bwd);
+}
+
 static PyMethodDef methods[] = {
+    {"set_modes", py_set_modes, METH_VARARGS,
+     "set_modes(sparse_forward, sparse_backward) -> the modes now: 1 = sparse row kernel, "
+     "0 = blocked dense kernel (both exact; for benchmarks and tests)"},
     {"forward", py_forward, METH_VARARGS,
      "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT)"},
     {"backward", py_backward, METH_VARARGS,
      "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre, dE, db, "
-     "carry)"},
+     "carry, dWp)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_irnn_cpu",
@@ -235,12 +257,16 @@ IRNN_INLINE void SUF(vstore)(REAL *p, VEC v, Py_ssize_t n) {
         memcpy(p, &v, (size_t)n * sizeof(REAL));
 }
 
-/* out[r, :] = act(init[r] + sum_k in[r, k] * M[k, :]) for rb rows, one vector of columns
- * at a time; M is (K x HP) padded, in/out rows are unpadded with strides K / N.
- * init[r] is a padded row pointer or NULL (zero); relu when do_relu. */
+/* out[r, :HP] = act(init[r] + sum_k in[r * in_rs + k * in_ks] * M[k * m_stride + :HP])
+ * for rb rows, one vector of columns at a time, the rb accumulators in registers.
+ * init[r]: row pointers (NULL: start from 0). Stores write the first n_out columns of
+ * each out row (stride out_stride). Reads of M may run past column n_out of a row up to
+ * the next multiple of VL (callers make sure that memory exists). relu when do_relu. */
 IRNN_INLINE void SUF(rows_product)(const int rb, const REAL *const *init, const REAL *in,
-                                   Py_ssize_t K, const REAL *M, Py_ssize_t HP, REAL *out,
-                                   Py_ssize_t N, int do_relu) {
+                                   Py_ssize_t in_rs, Py_ssize_t in_ks, Py_ssize_t K,
+                                   const REAL *M, Py_ssize_t m_stride, Py_ssize_t HP,
+                                   REAL *out, Py_ssize_t out_stride, Py_ssize_t n_out,
+                                   int do_relu) {
     for (Py_ssize_t jc = 0; jc < HP; jc += VL) {
         VEC acc[IRNN_RB];
 #pragma GCC unroll 16
@@ -252,10 +278,11 @@ IRNN_INLINE void SUF(rows_product)(const int rb, const REAL *const *init, const 
         }
         if (in) {
             const REAL *m = M + jc;
-            for (Py_ssize_t k = 0; k < K; k++, m += HP) {
+            const REAL *x = in;
+            for (Py_ssize_t k = 0; k < K; k++, m += m_stride, x += in_ks) {
                 VEC w = SUF(vload)(m);
 #pragma GCC unroll 16
-                for (int r = 0; r < rb; r++) acc[r] += in[r * K + k] * w;
+                for (int r = 0; r < rb; r++) acc[r] += x[r * in_rs] * w;
             }
         }
         if (do_relu) {
@@ -264,7 +291,54 @@ IRNN_INLINE void SUF(rows_product)(const int rb, const REAL *const *init, const 
             for (int r = 0; r < rb; r++) acc[r] = (VEC)((IVEC)acc[r] & (IVEC)(acc[r] > zero));
         }
 #pragma GCC unroll 16
-        for (int r = 0; r < rb; r++) SUF(vstore)(out + r * N + jc, acc[r], N - jc);
+        for (int r = 0; r < rb; r++) SUF(vstore)(out + r * out_stride + jc, acc[r], n_out - jc);
+    }
+}
+
+/* One row, sparse input: out[:n_out] = act(init + sum_{k: x[k] != 0} x[k] M[k, :HP]).
+ * The nonzero k are compacted first (branch-free), then NC vectors of columns are
+ * accumulated in registers per pass. ReLU states and their masked gradients are often
+ * half zeros, which this skips; cost per nonzero equals the blocked kernel's. */
+IRNN_INLINE void SUF(row_sparse_nc)(const int NC, const REAL *init, const REAL *x,
+                                    const int32_t *idx, Py_ssize_t n, const REAL *M,
+                                    Py_ssize_t HP, Py_ssize_t c0, REAL *out, Py_ssize_t n_out,
+                                    int do_relu) {
+    VEC acc[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) acc[c] = init ? SUF(vload)(init + c0 + c * VL) : (VEC){0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Py_ssize_t k = idx[i];
+        const REAL xv = x[k];
+        const REAL *m = M + k * HP + c0;
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) acc[c] += xv * SUF(vload)(m + c * VL);
+    }
+    if (do_relu) {
+        const VEC zero = (VEC){0};
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) acc[c] = (VEC)((IVEC)acc[c] & (IVEC)(acc[c] > zero));
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) SUF(vstore)(out + c0 + c * VL, acc[c], n_out - c0 - c * VL);
+}
+
+IRNN_INLINE void SUF(row_sparse)(const REAL *init, const REAL *x, Py_ssize_t K, const REAL *M,
+                                 Py_ssize_t HP, REAL *out, Py_ssize_t n_out, int do_relu,
+                                 int32_t *idx) {
+    Py_ssize_t n = 0;
+    if (x)
+        for (Py_ssize_t k = 0; k < K; k++) {
+            idx[n] = (int32_t)k;
+            n += x[k] != 0;
+        }
+    for (Py_ssize_t c0 = 0; c0 < HP; c0 += 8 * VL) {
+        switch ((HP - c0) / VL) {
+#define IRNN_CASE(NC) case NC: SUF(row_sparse_nc)(NC, init, x, idx, n, M, HP, c0, out, n_out, do_relu); break;
+            IRNN_CASE(1) IRNN_CASE(2) IRNN_CASE(3) IRNN_CASE(4) IRNN_CASE(5) IRNN_CASE(6)
+            IRNN_CASE(7)
+#undef IRNN_CASE
+            default: SUF(row_sparse_nc)(8, init, x, idx, n, M, HP, c0, out, n_out, do_relu);
+        }
     }
 }
 
@@ -274,59 +348,104 @@ static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssiz
                          REAL *hT) {
     const REAL *init[IRNN_RB];
     const Py_ssize_t BH = B * H;
+    int32_t *idx = irnn_sparse_fwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *prev = t == 0 ? NULL : (hs ? hs + (t - 1) * BH : scratch + ((t - 1) & 1) * BH);
         REAL *cur = hs ? hs + t * BH : scratch + (t & 1) * BH;
+        if (idx) {
+            for (Py_ssize_t r = 0; r < B; r++)
+                SUF(row_sparse)(EB + (Py_ssize_t)ids[r * T + t] * HP, prev ? prev + r * H : NULL,
+                                H, WT, HP, cur + r * H, H, 1, idx);
+            continue;
+        }
         Py_ssize_t r = 0;
         for (; r + IRNN_RB <= B; r += IRNN_RB) {
             for (int i = 0; i < IRNN_RB; i++) init[i] = EB + (Py_ssize_t)ids[(r + i) * T + t] * HP;
-            SUF(rows_product)(IRNN_RB, init, prev ? prev + r * H : NULL, H, WT, HP, cur + r * H,
-                              H, 1);
+            SUF(rows_product)(IRNN_RB, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
+                              cur + r * H, H, H, 1);
         }
         for (; r < B; r++) {
             init[0] = EB + (Py_ssize_t)ids[r * T + t] * HP;
-            SUF(rows_product)(1, init, prev ? prev + r * H : NULL, H, WT, HP, cur + r * H, H, 1);
+            SUF(rows_product)(1, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
+                              cur + r * H, H, H, 1);
         }
     }
     memcpy(hT, hs ? hs + (T - 1) * BH : scratch + ((T - 1) & 1) * BH, (size_t)BH * sizeof(REAL));
+    free(idx);
+}
+
+/* dWp[j, :] += sum_n D[n, j] Hm[n, :] for n < N: one product over all timesteps (D: N x H
+ * the dpre of steps 1..T-1, Hm: N x H the states of steps 0..T-2, dWp: H x HP padded).
+ * Tiled over n so a tile of both stays in L2; reads of Hm rows run up to VL - 1 elements
+ * past the row, inside hs (the caller passes Hm = hs[:-1], so the last row's overrun
+ * lands in hs[T-1]). */
+IRNN_CLONES
+static void SUF(weight_grad)(const REAL *D, const REAL *Hm, Py_ssize_t N, Py_ssize_t H,
+                             Py_ssize_t HP, REAL *dWp) {
+    const Py_ssize_t NT = 192;
+    const REAL *init[IRNN_RB];
+    for (Py_ssize_t n0 = 0; n0 < N; n0 += NT) {
+        const Py_ssize_t nn = N - n0 < NT ? N - n0 : NT;
+        const REAL *Dt = D + n0 * H, *Ht = Hm + n0 * H;
+        Py_ssize_t j = 0;
+        for (; j + IRNN_RB <= H; j += IRNN_RB) {
+            for (int i = 0; i < IRNN_RB; i++) init[i] = dWp + (j + i) * HP;
+            SUF(rows_product)(IRNN_RB, init, Dt + j, 1, H, nn, Ht, H, HP, dWp + j * HP, HP, HP,
+                              0);
+        }
+        for (; j < H; j++) {
+            init[0] = dWp + j * HP;
+            SUF(rows_product)(1, init, Dt + j, 1, H, nn, Ht, H, HP, dWp + j * HP, HP, HP, 0);
+        }
+    }
 }
 
 IRNN_CLONES
 static void SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
                           Py_ssize_t HP, Py_ssize_t V, const REAL *Wp, const REAL *hs,
                           const REAL *gT, const REAL *gseq, REAL *dpre, REAL *dE, REAL *db,
-                          REAL *carry) {
+                          REAL *carry, REAL *dWp) {
     const Py_ssize_t BH = B * H;
-    (void)V;
+    int32_t *idx = irnn_sparse_bwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
     memset(dE, 0, (size_t)(V * H) * sizeof(REAL));
     memset(db, 0, (size_t)H * sizeof(REAL));
+    memset(dWp, 0, (size_t)(H * HP) * sizeof(REAL));
     if (gT)
         memcpy(carry, gT, (size_t)BH * sizeof(REAL));
     else
         memset(carry, 0, (size_t)BH * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
-        const REAL *h = hs + t * BH;
-        const REAL *gs = gseq ? gseq + t * BH : NULL;
-        REAL *d = dpre + t * BH;
+        const REAL *restrict h = hs + t * BH;
+        const REAL *restrict gs = gseq ? gseq + t * BH : NULL;
+        const REAL *restrict c = carry;
+        REAL *restrict d = dpre + t * BH;
+        if (gs)
+            for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] + gs[i] : 0;
+        else
+            for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] : 0;
         for (Py_ssize_t b = 0; b < B; b++) {
-            const Py_ssize_t o = b * H;
-            REAL *de = dE + (Py_ssize_t)ids[b * T + t] * H;
-            for (Py_ssize_t j = 0; j < H; j++) {
-                REAL g = carry[o + j];
-                if (gs) g += gs[o + j];
-                g = h[o + j] > 0 ? g : 0;
-                d[o + j] = g;
-                de[j] += g;
-                db[j] += g;
-            }
+            REAL *restrict de = dE + (Py_ssize_t)ids[b * T + t] * H;
+            REAL *restrict dbb = db;
+            const REAL *restrict dr = d + b * H;
+            for (Py_ssize_t j = 0; j < H; j++) de[j] += dr[j];
+            for (Py_ssize_t j = 0; j < H; j++) dbb[j] += dr[j];
         }
         if (t == 0) break;
-        /* carry = d W  (W padded: Wp[j, :] = W[j, :]) */
+        /* carry = d W  (Wp[j, :] = W[j, :], padded) */
+        if (idx) {
+            for (Py_ssize_t r = 0; r < B; r++)
+                SUF(row_sparse)(NULL, d + r * H, H, Wp, HP, carry + r * H, H, 0, idx);
+            continue;
+        }
         Py_ssize_t r = 0;
         for (; r + IRNN_RB <= B; r += IRNN_RB)
-            SUF(rows_product)(IRNN_RB, NULL, d + r * H, H, Wp, HP, carry + r * H, H, 0);
-        for (; r < B; r++) SUF(rows_product)(1, NULL, d + r * H, H, Wp, HP, carry + r * H, H, 0);
+            SUF(rows_product)(IRNN_RB, NULL, d + r * H, H, 1, H, Wp, HP, HP, carry + r * H, H, H,
+                              0);
+        for (; r < B; r++)
+            SUF(rows_product)(1, NULL, d + r * H, H, 1, H, Wp, HP, HP, carry + r * H, H, H, 0);
     }
+    if (T > 1) SUF(weight_grad)(dpre + BH, hs, (T - 1) * B, H, HP, dWp);
+    free(idx);
 }
 
 #endif

@@ -13,7 +13,8 @@ the install goes on; :mod:`irnn_chainer.kernels` then runs the NumPy kernel and
 
 In-place development build (puts ``_irnn_cpu*.so`` next to this file)::
 
-    python -m irnn_chainer.kernels.build
+    python irnn_chainer/kernels/build.py   (as a script: importing the package first
+    would import Chainer, whose numpy.distutils import breaks setuptools' compiler)
 """
 import os
 import sys
