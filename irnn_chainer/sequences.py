@@ -213,8 +213,7 @@ def read_csv(path):
                                 % (path, names[1], T - 1, t, str(uniq[order[s]])))
     x = np.empty((N, T, n_feat))
     x[seq, steps] = feats
-    y = np.empty(N)
-    y[seq] = labels
+    y = labels[first[order]]   # each sequence's label from its first row
     differs = labels != y[seq]
     if differs.any():
         i = int(np.argmax(differs))
@@ -424,7 +423,7 @@ def with_test_split(data, fraction, seed=0):
 
 # ---------------------------------------------------------------------- adding problem
 
-def adding_problem(n, length, seed=0, chunk=10000):
+def adding_problem(n, length, seed=0):
     """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015, section 4.1).
 
     x: (n, length, 2) float32; x[..., 0] uniform in [0, 1], x[..., 1] a marker that is 1
@@ -438,6 +437,7 @@ def adding_problem(n, length, seed=0, chunk=10000):
     x = np.zeros((n, length, 2), np.float32)
     y = np.empty((n, 1), np.float32)
     half = length // 2
+    chunk = 10000  # generated in blocks of this many sequences (fixed: it decides the draws)
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
         values = rng.uniform(0, 1, (m, length))
