@@ -548,7 +548,7 @@ def test_get_mnist_downloads_when_nothing_cached(tmp_path, monkeypatch, mirrors)
     assert_verified(cache)
     assert s.train_x.shape == (100, 784) and s.test_x.shape == (10, 784)
     assert list(s.test_y) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
-    assert log[0] == 'data: %s, 100 train / 10 test images (first N of 60000 / 10000)' % s.source
+    assert log[0] == 'data: %s, 100 train / 10 test images (the first of 60000 / 10000, by --train-limit/--test-limit)' % s.source
     assert 'skipped Chainer dataset cache' in log[1] and 'skipped download cache' in log[2]
     # next time: from the cache
     s = data.get_mnist('auto', log=log)
