@@ -300,7 +300,7 @@ def _check_x(path, name, x, input, ref=None):
             raise _err(path, name, 'ids in 0..%d (one EmbedID row per id)' % (MAX_IDS - 1),
                        'values in %d..%d' % (lo, hi))
         return x
-    return x.astype(np.float64)
+    return x if x.dtype.kind == 'f' else x.astype(np.float64)
 
 
 def _check_y(path, name, y, n, task, n_classes=None):
