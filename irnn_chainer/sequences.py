@@ -134,28 +134,30 @@ def _is_number(text):
 
 def read_csv(path):
     """Long format -> {'x': (N, T, D) or (N, T), 'y': (N,)} (as text-typed numbers)."""
-    with open(path, newline='') as f:
-        rows = [r for r in csv.reader(f)]
-    line0 = 1
+    try:
+        with open(path, newline='') as f:
+            numbered = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise SequenceDataError('%s: expected a text file of rows "seq,t,feature...,label", found one '
+                                'that cannot be read as CSV (%s)' % (path, str(e).splitlines()[0]))
     header = None
-    while rows and not any(c.strip() for c in rows[0]):
-        rows.pop(0)
-        line0 += 1
-    if rows and not (_is_number(rows[0][1]) if len(rows[0]) > 1 else False):
-        header = [c.strip() for c in rows.pop(0)]
-        line0 += 1
+    if numbered and not (_is_number(numbered[0][1][1]) if len(numbered[0][1]) > 1 else False):
+        header_line, header = numbered.pop(0)
+        header = [c.strip() for c in header]
+    lineno = [n for n, _ in numbered]   # file row of each data row (blank rows skipped)
+    rows = [r for _, r in numbered]
     if not rows:
         raise SequenceDataError('%s: expected rows "seq,t,feature...,label" (one per timestep), '
                                 'found no data rows' % path)
     width = len(header) if header else len(rows[0])
     if width < 4:
         raise SequenceDataError('%s: row %d: expected at least 4 columns (seq, t, one or more features, '
-                                'label), found %d' % (path, line0, width))
+                                'label), found %d' % (path, header_line if header else lineno[0], width))
     names = header or (['seq', 't'] + ['x%d' % i for i in range(width - 3)] + ['label'])
     for i, r in enumerate(rows):
         if len(r) != width:
             raise SequenceDataError('%s: row %d: expected %d columns (%s), found %d'
-                                    % (path, line0 + i, width, ','.join(names), len(r)))
+                                    % (path, lineno[i], width, ','.join(names), len(r)))
     table = np.array(rows, dtype=str)
     table = np.char.strip(table)
 
@@ -170,7 +172,7 @@ def read_csv(path):
                 except ValueError:
                     raise SequenceDataError(
                         '%s: column %s, row %d: expected %s, found %r'
-                        % (path, names[j], line0 + i, 'an integer time step' if j == 1 else 'a number', v))
+                        % (path, names[j], lineno[i], 'an integer time step' if j == 1 else 'a number', v))
             raise
 
     def whole_numbers(j):
@@ -202,7 +204,7 @@ def read_csv(path):
     if bad.any():
         i = int(np.argmax(bad))
         raise SequenceDataError('%s: column %s, row %d: expected a time step 0..%d, found %d'
-                                % (path, names[1], line0 + i, T - 1, steps[i]))
+                                % (path, names[1], lineno[i], T - 1, steps[i]))
     N = len(counts)
     filled = np.zeros((N, T), bool)
     filled[seq, steps] = True
@@ -220,8 +222,8 @@ def read_csv(path):
         j = int(np.argmax(seq == seq[i]))  # the sequence's first row
         raise SequenceDataError('%s: column %s, row %d: expected the same label on every row of '
                                 'sequence %r (%s, as row %d), found %s'
-                                % (path, names[-1], line0 + i, str(seq_ids[i]), table[j, -1],
-                                   line0 + j, table[i, -1]))
+                                % (path, names[-1], lineno[i], str(seq_ids[i]), table[j, -1],
+                                   lineno[j], table[i, -1]))
     if n_feat == 1 and whole_numbers(2):
         x = x[:, :, 0].astype(np.int64)
     if whole_numbers(width - 1):

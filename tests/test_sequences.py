@@ -15,7 +15,6 @@ import chainer
 from chainer import gradient_check
 
 from irnn_chainer.compat import api
-from irnn_chainer import model as model_mod
 from irnn_chainer import sequences as S
 from irnn_chainer.model import SequenceRNN
 
@@ -329,6 +328,9 @@ BAD = [  # (name, writer(path) -> file, load kwargs, words expected in the one-l
     # long-format CSV
     ('csv_columns', lambda p: open(p, 'w').write('seq,t,x0,label\n0,0,1.5,1\n0,1,2.5\n'), {},
      ['row 3', 'expected 4 columns (seq,t,x0,label)', 'found 3']),
+    ('csv_blank_lines_counted', lambda p: open(p, 'w').write('\nseq,t,x0,label\n\n0,0,1.5,1\n0,1,2.5\n'), {},
+     ['row 5', 'expected 4 columns', 'found 3']),
+    ('csv_binary', lambda p: open(p, 'wb').write(b'PK\x03\x04\xff\xfe\x00garbage'), {}, ['a text file', 'cannot be read as CSV']),
     ('csv_too_few', lambda p: open(p, 'w').write('0,0,1\n0,1,1\n'), {}, ['row 1', 'at least 4 columns', 'found 3']),
     ('csv_step_text', lambda p: open(p, 'w').write('seq,t,x0,label\n0,0,1.5,1\n0,one,2.5,1\n'), {},
      ['column t, row 3', 'integer time step', "'one'"]),
