@@ -185,7 +185,7 @@ def cmd_info(args):
     print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
     try:
         from irnn_chainer import kernels
-        print('fused    CPU kernel: %s' % kernels.backend_name())
+        print('fused    CPU kernel: %s' % kernels.backend_description())
     except ImportError as e:
         print('fused    not available (%s)' % e)
     return 0

@@ -108,3 +108,30 @@ def test_ctrl_c_saves_a_snapshot_and_resume_continues(tmp_path):
     assert n >= 1
     t = train_mod.train({'iteration': n + 2}, None, resume=out, progress=False, log=quiet)
     assert t.updater.iteration == n + 2
+
+
+def test_fused_and_stepwise_train_the_same_50_iterations():
+    """The same seed, data and optimizer: per-iteration losses and final parameters agree."""
+    import chainer
+    import chainer.links as L
+    from irnn_chainer import data
+    from irnn_chainer.compat import api
+    from irnn_chainer.model import IRNN
+    splits = data.get_mnist('embedded', train_limit=800, log=quiet)
+    losses, finals = {}, {}
+    for impl in ('stepwise', 'fused'):
+        np.random.seed(11)
+        model = L.Classifier(IRNN(n_units=20, impl=impl))
+        opt = api.setup_optimizer(chainer.optimizers.SGD(lr=1e-3), model, 1.0)
+        it = train_mod.ShuffledIterator(chainer.datasets.TupleDataset(splits.train_x, splits.train_y), 16, seed=5)
+        losses[impl] = []
+        for _ in range(50):
+            x, t = train_mod.convert(it.next())
+            opt.update(model, x, t)
+            losses[impl].append(float(model.loss.array))
+        finals[impl] = {n: p.array.copy() for n, p in model.namedparams()}
+    np.testing.assert_allclose(losses['fused'], losses['stepwise'], rtol=1e-4)
+    assert losses['stepwise'][0] != losses['stepwise'][-1]
+    for name in finals['stepwise']:
+        np.testing.assert_allclose(finals['fused'][name], finals['stepwise'][name], rtol=1e-3, atol=1e-6,
+                                   err_msg=name)
