@@ -107,6 +107,23 @@ class _StopTrigger(object):
         return self.base.get_training_length()
 
 
+class _IntervalOrEnd(object):
+    """Fires on ``every`` and on the iteration where ``stop`` fires."""
+
+    def __init__(self, every, stop):
+        self.every = chainer.training.triggers.IntervalTrigger(*every)
+        self.stop = chainer.training.triggers.IntervalTrigger(*stop)
+
+    def __call__(self, trainer):
+        a = self.every(trainer)
+        b = self.stop(trainer)  # both called every time: they track the previous iteration
+        return a or b
+
+    def serialize(self, serializer):
+        self.every.serialize(serializer['every'])
+        self.stop.serialize(serializer['stop'])
+
+
 def resolve_config(cli, saved=None):
     """DEFAULTS <- the resumed run's saved config <- flags given on the command line."""
     cfg = dict(DEFAULTS)
@@ -276,30 +293,36 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     per_epoch = -(-len(train_set) // cfg['batchsize'])
     if cfg['epoch'] is not None:
         stop = (cfg['epoch'], 'epoch')
-        interval = (1, 'epoch')
+        every = (1, 'epoch')
     else:
         stop = (cfg['iteration'], 'iteration')
-        interval = (1, 'epoch') if cfg['iteration'] >= per_epoch else (cfg['iteration'], 'iteration')
+        every = (1, 'epoch') if cfg['iteration'] >= per_epoch else (cfg['iteration'], 'iteration')
     stop_trigger = _StopTrigger(chainer.training.triggers.IntervalTrigger(*stop))
     trainer = training.Trainer(updater, stop_trigger, out=out)
 
+    def interval():
+        # Every epoch (or the whole run, when shorter), and at the last iteration too, so a
+        # run of --iteration N always ends with a test evaluation. Triggers keep state:
+        # each extension gets its own.
+        return _IntervalOrEnd(every, stop)
+
     snapshot_ext = extensions.snapshot(filename=SNAPSHOT_PREFIX + '{.updater.iteration}', n_retains=2)
-    trainer.extend(extensions.Evaluator(test_iter, model, converter=convert, device=device), trigger=interval)
-    trainer.extend(extensions.LogReport(trigger=interval))
-    trainer.extend(snapshot_ext, trigger=interval)
-    x_key = interval[1]
-    trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval,
+    trainer.extend(extensions.Evaluator(test_iter, model, converter=convert, device=device), trigger=interval())
+    trainer.extend(extensions.LogReport(trigger=interval()))
+    trainer.extend(snapshot_ext, trigger=interval())
+    x_key = every[1]
+    trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval(),
                                          file_name='loss.png'))
     if cfg.get('task') == 'regression':  # MSE and its constant-prediction baseline (sequences.py)
         trainer.extend(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'validation/main/loss', 'validation/main/baseline',
-             'elapsed_time']), trigger=interval)
+             'elapsed_time']), trigger=interval())
     else:
         trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
-                                             trigger=interval, file_name='accuracy.png'))
+                                             trigger=interval(), file_name='accuracy.png'))
         trainer.extend(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-             'validation/main/accuracy', 'elapsed_time']), trigger=interval)
+             'validation/main/accuracy', 'elapsed_time']), trigger=interval())
     if progress:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 

@@ -38,6 +38,9 @@ def test_resume_continues_exactly(tmp_path):
     first_half = params_of(split)
     t = train_mod.train({'iteration': 8}, None, resume=split, progress=False, log=quiet)
     assert t.updater.iteration == 8
+    # evaluated every epoch and at the last iteration, also across the resume
+    assert [r['iteration'] for r in json.load(open(os.path.join(straight, 'log')))] == [3, 6, 8]
+    assert [r['iteration'] for r in json.load(open(os.path.join(split, 'log')))] == [3, 4, 6, 8]
     a, b = params_of(straight), params_of(split)
     assert sorted(a) == sorted(b) == ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W']
     for k in a:
