@@ -57,6 +57,8 @@ def add_train_arguments(p):
                    help='stepwise: one node per pixel, as the gist; fused: the whole recurrence as '
                         'one FunctionNode; auto (default): fused where it covers the model')
     p.add_argument('--eval-batchsize', type=_positive_int, help='batch size for evaluation (default 1000)')
+    p.add_argument('--log-interval', type=_positive_int,
+                   help='evaluate, log, plot and snapshot every N iterations (default: every epoch)')
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
     dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
