@@ -24,14 +24,13 @@ lines and JSON log with ``irnn-chainer compare`` (irnn_chainer.compare).
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
 # -- not part of the gist: today's Python/NumPy, data, log ------------------------------
+# In a tools/matrix.py venv, irnn_chainer is imported from the checkout this names.
 os.environ.setdefault('IRNN_CHAINER_ROOT', os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.environ['IRNN_CHAINER_ROOT'])
 import irnn_chainer  # noqa: E402,F401  (environment shims A-D)
 from irnn_chainer import compare as harness  # noqa: E402
 from irnn_chainer.compat import api  # noqa: E402  (shim E; api.scalar = shim F)

@@ -143,7 +143,16 @@ def run_2to3(py, log):
 
 def ensure_venv(cache, cell, rebuild=False):
     """Build the cell's venv if missing or built from another recipe. Returns
-    (python path, 'cached' | 'built', seconds, log path); raises on failure."""
+    (python path, 'cached' | 'built', seconds, log path); raises on failure.
+    A lock file per cell keeps concurrent runs (CI, ``irnn-chainer compare``) apart."""
+    import fcntl
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, '.%s.lock' % cell), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_venv(cache, cell, rebuild)
+
+
+def _ensure_venv(cache, cell, rebuild):
     t0 = time.time()
     path = os.path.join(cache, cell)
     marker = os.path.join(path, '.irnn-recipe')
@@ -325,8 +334,23 @@ def judge(rows, tolerance):
     return failed
 
 
+#: the shims' letters in shared/notes/chainer-versions.md and compat/shims.py
+SHIM_LETTERS = (('numpy.sctypes', 'A'), ('collections ABCs', 'B'), ('pkg_resources', 'C'),
+                ('numpy.distutils', 'D'), ('chainer 1.0', 'E'))
+SHIM_LEGEND = ('shims: A np.sctypes (NumPy 2), B collections ABCs (Python 3.10+), C pkg_resources '
+               'stand-in (setuptools 82+), D numpy.distutils stub, E Chainer 1.0.1 after 2to3 '
+               '(integer division, Function ordering)')
+
+
+def shim_letters(names):
+    out = []
+    for name in names:
+        out.append(next((l for prefix, l in SHIM_LETTERS if name.startswith(prefix)), name))
+    return ' '.join(out) or 'none'
+
+
 def table(rows):
-    head = ['chainer', 'numpy', 'install', 'import', 'model', 'shims used', 'losses (lr 1e-8)', 'eval',
+    head = ['chainer', 'numpy', 'install', 'import', 'model', 'shims', 'losses (lr 1e-8)', 'eval',
             'losses (lr %g)' % BIG_LR, 's/iter', 'max rel diff', 'status']
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
@@ -338,12 +362,13 @@ def table(rows):
             '%s (%.0f s)' % (r['install'], r.get('install_s', 0)) if 'install' in r else '-',
             ('ok (%.1f s)' % r['import_s']) if 'import_s' in r else 'FAILED',
             r.get('model_kind', '-'),
-            ', '.join(r.get('shims', [])) or 'none',
+            shim_letters(r.get('shims', [])),
             fmt(r.get('losses')), '%.9f' % r['eval_loss'] if 'eval_loss' in r else '-',
             fmt(r.get('losses_big')),
             '%.2f' % r['iter_s'] if 'iter_s' in r else '-',
             '%.1e' % max(diffs) if diffs else '-',
             r.get('status', '-')]) + ' |')
+    out += ['', SHIM_LEGEND]
     return '\n'.join(out)
 
 
