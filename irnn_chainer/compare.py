@@ -267,7 +267,7 @@ def compare_logs(logs, tolerance):
     return diffs, problems
 
 
-def write_outputs(logs, diffs, out, title):
+def write_outputs(logs, diffs, out, title, tolerance=1e-6):
     names = [n for n in PROGRAMS if n in logs]
     n_iter = max(len(logs[n]['losses']) for n in names)
     csv_path = os.path.join(out, 'compare.csv')
@@ -303,14 +303,27 @@ def write_outputs(logs, diffs, out, title):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    from matplotlib.ticker import MaxNLocator
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True,
+                                  gridspec_kw={'height_ratios': [3, 1.4]})
     styles = {'library': ('-', 'o', 9), 'rev1': ('--', 's', 6), 'rev2': (':', '^', 4)}
     for n in names:
         ls, marker, size = styles[n]
         ys = logs[n]['losses']
         ax.plot(range(1, len(ys) + 1), ys, ls, marker=marker, markersize=size, fillstyle='none',
                 label='%s (Chainer %s, %.2f s/it)' % (n, logs[n]['chainer'], np.median(logs[n]['seconds'])))
-    ax.set_xlabel('iteration (one mini-batch update)')
+        if n != 'library' and 'library' in logs:
+            ref = logs['library']['losses']
+            rel = [abs(a - b) / abs(b) for a, b in zip(ys, ref)]
+            ax2.plot(range(1, len(rel) + 1), [max(r, 1e-12) for r in rel], ls, marker=marker,
+                     markersize=size, fillstyle='none', color=ax.lines[-1].get_color(), label=n)
+    ax2.set_yscale('log')
+    ax2.set_ylim(1e-12, 1e-3)
+    ax2.axhline(tolerance, color='red', lw=0.8, ls='--', label='tolerance %g' % tolerance)
+    ax2.set_ylabel('|loss - library|\n/ library (0 at 1e-12)', fontsize=8)
+    ax2.legend(fontsize=7, ncol=3)
+    ax2.set_xlabel('iteration (one mini-batch update)')
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel('training loss (mini-batch mean)')
     ax.set_title(title, fontsize=9)
     ax.ticklabel_format(useOffset=False, axis='y')
@@ -366,7 +379,7 @@ def run(args):
     diffs, problems = compare_logs(logs, args.tolerance)
     title = ('IRNN, seed %d, %d iterations at batch 16, lr %g, %s (%d train / %d test)'
              % (args.seed, args.iterations, args.lr, d.source, len(d.train_x), len(d.test_x)))
-    md, csv_path, png = write_outputs(logs, diffs, args.out, title)
+    md, csv_path, png = write_outputs(logs, diffs, args.out, title, args.tolerance)
     with open(md) as f:
         print(f.read())
     print('wrote %s, %s, %s' % (md, csv_path, png))
