@@ -1,7 +1,16 @@
-"""One API over the Chainer releases for what irnn-chainer does.
+"""One API over Chainer 1.0.1 ... 7.8.1 for what irnn-chainer does.
 
 The rest of the package calls these functions and never tests version numbers itself.
-Feature detection is used wherever possible; each adapter says which releases need it.
+Features are detected (``HAS_LINKS``, ``HAS_CONFIG``, ``HAS_HOOKS``, ``SAVE_FORMAT``, probes
+in :mod:`.shims`), never parsed from version strings; each adapter says which releases
+need it and why. tools/matrix.py runs the same fixed-seed check through this module on
+9 Chainer releases x NumPy 1.26 / 2.x.
+
+What differs, in short: models are ``FunctionSet`` s of parameterised Functions in 1.0-1.3,
+Chains later (1.24 tested: ``add_link``; from 2.0 ``init_scope``); evaluation without a graph
+is ``volatile`` Variables in 1.x, ``no_backprop_mode`` + ``using_config`` from 2.0;
+clipping is ``optimizer.clip_grads`` in 1.0-1.3, an optimizer hook in the Link era; saving
+is pickle in 1.0-1.3, npz in the Link era; losses have shape (1,) in 1.0.1.
 """
 import contextlib
 import os
@@ -18,14 +27,14 @@ from . import shims as _shims
 _shims.apply_after_import()  # E: Chainer 1.0.1's Python-2 leftovers (no-op elsewhere)
 
 # Feature flags, each found by looking for the feature (never by version number).
-#: Chainer >= 1.4 has Link/Chain; 1.0-1.3 build models as FunctionSet of parameterised Functions.
+#: The Link era (1.24, ... 7.8.1 here) has Link/Chain; 1.0-1.3 build models as FunctionSet of parameterised Functions.
 HAS_LINKS = hasattr(chainer, 'Chain')
 #: Chainer >= 2 has ``using_config``/``no_backprop_mode`` for every Variable; 1.x needs
 #: ``volatile`` Variables to evaluate without a graph.
 HAS_CONFIG = hasattr(chainer, 'using_config')
-#: Chainer >= 1.5 has ``serializers`` (npz); 1.0-1.3 pickle their FunctionSets.
+#: The Link era has ``serializers`` (npz); 1.0-1.3 pickle their FunctionSets.
 SAVE_FORMAT = 'npz' if hasattr(chainer, 'serializers') else 'pickle'
-#: Chainer >= 1.4 optimizers take hooks (GradientClipping); 1.0-1.3 call clip_grads().
+#: Link-era optimizers take hooks (GradientClipping); 1.0-1.3 call clip_grads().
 HAS_HOOKS = hasattr(chainer.optimizer.Optimizer, 'add_hook')
 
 _no_graph_depth = [0]
@@ -174,7 +183,7 @@ def setup_optimizer(optimizer, model, clip=None):
 def clear_grads(optimizer, model):
     """Zero (or drop) the gradients before backward.
 
-    ``Link.cleargrads`` (1.15+, the only way from 2.0, where ``zero_grads`` is gone);
+    ``Link.cleargrads`` (1.24 has it; the only way from 2.0, where ``zero_grads`` is gone);
     ``Link.zerograds`` in the early Link era; ``optimizer.zero_grads()`` for 1.0-1.3.
     """
     if hasattr(model, 'cleargrads'):
@@ -306,7 +315,7 @@ def to_device(link, device):
 
 
 def save_npz(path, obj):
-    """``serializers.save_npz`` (1.5+) written atomically: a temp file in the same folder,
+    """``serializers.save_npz`` (Link era) written atomically: a temp file in the same folder,
     then ``os.replace``, so an interrupted save never leaves a half-written file."""
     _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, obj), suffix='.npz')
 
@@ -321,7 +330,7 @@ def load_npz(path, obj, path_in_file=''):
 
 
 # --------------------------------------------------------------------------------------
-# The IRNN in every era: FunctionSet (1.0-1.3), Chain via add_link (1.4-1.24), Chain via
+# The IRNN in every era: FunctionSet (1.0-1.3), Chain via add_link (1.24), Chain via
 # init_scope (2.0+). Initial weights are drawn with NumPy, not by Chainer's initializers,
 # so the same seed gives the same model on every version.
 
@@ -390,7 +399,7 @@ def build_irnn(seed=0, n_units=100, n_in=256, n_out=10, init_std=0.001, dtype=np
 
     - 1.0-1.3: ``FunctionSet(pixel_to_h=F.EmbedID, h_to_h=F.Linear, h_to_y=F.Linear)``,
       weights written into the Functions' arrays in place.
-    - 1.4+: :class:`irnn_chainer.model.IRNN` (a Chain; :func:`register_links` uses
+    - Link era: :class:`irnn_chainer.model.IRNN` (a Chain; :func:`register_links` uses
       ``add_link`` before 2.0 and ``init_scope`` from 2.0), parameters overwritten.
     """
     weights = draw_irnn_weights(seed, n_units, n_in, n_out, init_std)
@@ -487,7 +496,7 @@ def _atomic_write(path, write, suffix=''):
 
 def save_model(path, model):
     """Save ``model``'s parameters to ``path`` (atomically): npz where Chainer has
-    ``serializers`` (1.5+), else a pickle of the FunctionSet, as 1.0-1.3 programs did."""
+    ``serializers`` (Link era), else a pickle of the FunctionSet, as 1.0-1.3 programs did."""
     if is_function_set(model):
         def write(tmp):
             with open(tmp, 'wb') as f:
