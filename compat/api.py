@@ -346,38 +346,10 @@ def model_kind(model):
     return 'Chain+init_scope' if hasattr(model, 'init_scope') else 'Chain+add_link'
 
 
-def _check_ids_from_model_source():
-    """``irnn_chainer.model.check_ids`` without importing the module.
-
-    model.py defines Chain subclasses at import, which 1.0-1.3 (no ``chainer.Chain``) cannot
-    do; check_ids itself needs only NumPy and ``chainer.Variable``. Compile just that
-    function from model.py's source, so every version validates with the same code.
-    """
-    import ast
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        'irnn_chainer', 'model.py')
-    if not os.path.exists(path):  # installed (non-editable): model.py sits next to compat/
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'model.py')
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == 'check_ids')
-    namespace = {'np': np, 'chainer': chainer}
-    exec(compile(ast.Module(body=[node], type_ignores=[]), path, 'exec'), namespace)
-    return namespace['check_ids']
-
-
-_check_ids = []
-
-
 def check_ids(x, n_in, name='x'):
-    """The model's input validation (``irnn_chainer.model.check_ids``) on any version."""
-    if not _check_ids:
-        try:
-            from irnn_chainer.model import check_ids as fn
-        except (ImportError, AttributeError):  # 1.0-1.3: model.py cannot be imported
-            fn = _check_ids_from_model_source()
-        _check_ids.append(fn)
-    return _check_ids[0](x, n_in, name)
+    """The model's input validation (:func:`irnn_chainer.checks.check_ids`) on any version."""
+    from irnn_chainer.checks import check_ids as check
+    return check(x, n_in, name)
 
 
 def draw_irnn_weights(seed, n_units=100, n_in=256, n_out=10, init_std=0.001):

@@ -97,18 +97,25 @@ def test_irnn_forward_is_the_models_forward():
     np.testing.assert_array_equal(api.irnn_forward(m, x).array, m(x).array)
 
 
-def test_check_ids_compiled_from_model_source_behaves_like_model_check_ids():
-    """1.0-1.3 cannot import model.py; compat compiles check_ids from its source instead."""
-    fn = api._check_ids_from_model_source()
+def test_check_ids_needs_no_chainer_and_is_the_one_compat_uses():
+    """1.0-1.3 cannot import model.py; the check lives in a Chainer-free module instead."""
+    import subprocess
+    import sys
+    code = ('import sys, irnn_chainer.checks as c, numpy as np; '
+            'assert "chainer" not in sys.modules, "checks imported chainer"; '
+            'print(c.check_ids(np.array([[0, 255, 3]], np.uint8), 256).dtype)')
+    out = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == 'int32', out.stderr
     good = np.array([[0, 255, 3]], np.uint8)
-    np.testing.assert_array_equal(fn(good, 256), check_ids(good, 256))
+    np.testing.assert_array_equal(api.check_ids(chainer.Variable(good.astype(np.int32)), 256), good)
     bad_inputs = [np.zeros(784, np.float32), np.zeros(784, np.int32), np.zeros((2, 0), np.int32),
                   np.array([[256]]), 'pixels', np.zeros((1, 2, 3), np.int64)]
     for bad in bad_inputs:
         with pytest.raises((TypeError, ValueError)) as want:
             check_ids(bad, 256)
         with pytest.raises(type(want.value)) as got:
-            fn(bad, 256)
+            api.check_ids(bad, 256)
         assert str(got.value) == str(want.value)
 
 
