@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's two set-up commands (see README):
-#   ./dev.sh demo    create .venv, install, train a short IRNN run on the embedded MNIST subset
+#   ./dev.sh demo    create .venv, install, train a short IRNN run (10 epochs of the embedded
+#                    MNIST subset with the fast preset, ~1-2 minutes)
 #   ./dev.sh test    create .venv, install with test extras, run the whole test suite
 # and one more that CI runs:
 #   ./dev.sh matrix  the Chainer 1.0 ... 7.8.1 x NumPy 1/2 matrix (tools/matrix.py)
@@ -26,7 +27,7 @@ cmd=${1:-}
 case "$cmd" in
   demo)
     setup
-    exec "$VENV/bin/irnn-chainer" train --dataset embedded --epoch 1 --out result/demo --force "$@"
+    exec "$VENV/bin/irnn-chainer" train --dataset embedded --preset fast --epoch 10 --out result/demo --force "$@"
     ;;
   test)
     setup
