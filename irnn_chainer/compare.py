@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import textwrap
 import subprocess
 import sys
 import time
@@ -325,7 +326,7 @@ def write_outputs(logs, diffs, out, title, tolerance=1e-6):
     ax2.set_xlabel('iteration (one mini-batch update)')
     ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel('training loss (mini-batch mean)')
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)
     ax.ticklabel_format(useOffset=False, axis='y')
     ax.legend(fontsize=8)
     fig.tight_layout()
