@@ -268,7 +268,7 @@ def _finite(path, name, a):
 
 
 def _check_x(path, name, x, input, ref=None):
-    """Shape/dtype/value checks of one input array; returns it as int64 ids or float64."""
+    """Shape/dtype/value checks of one input array; returns int64 ids or the float features."""
     kind = x.dtype.kind
     if kind not in 'iuf':
         raise _err(path, name, 'integer ids (N, T) or float features (N, T, D)',
@@ -595,6 +595,10 @@ def build_model(cfg, impl):
               'rnn-tanh': dict(activation='tanh', recurrent_init='normal')}.get(cfg['model'], {})
     layers = cfg.get('layers') or [cfg['unit']]
     own = uses_own_data(cfg)
+    if cfg.get('input_bias') and (not own or cfg['input'] == 'ids'):
+        from irnn_chainer.train import UsageError
+        raise UsageError('--input-bias: only for real-valued input (--input real); ids go through '
+                         'an EmbedID, which has no bias')
     np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
     predictor = api.build_in_dtype(lambda: model_mod.SequenceRNN(
         layers, n_in=cfg['n_in'] if own else 256, n_out=cfg['n_out'] if own else 10,

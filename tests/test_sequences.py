@@ -505,6 +505,8 @@ def test_cli_bad_file_is_one_line_and_writes_nothing(tmp_path):
     assert not os.path.exists(os.path.join(out, 'config.json'))
     code, _, err = run_cli('train', '--layers', '4,x', '-o', out)
     assert code == 2 and '--layers' in err and 'comma-separated' in err
+    code, _, err = run_cli('train', '--dataset', 'embedded', '--input-bias', '-o', out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and '--input-bias: only for real' in err, err
 
 
 def test_cli_adding_run_prints_mse_and_baseline(tmp_path):
