@@ -57,6 +57,9 @@ def add_train_arguments(p):
                    help='stepwise: one node per pixel, as the gist; fused: the whole recurrence as '
                         'one FunctionNode; auto (default): fused where it covers the model')
     p.add_argument('--eval-batchsize', type=_positive_int, help='batch size for evaluation (default 1000)')
+    p.add_argument('--skip-nonfinite', action='store_true', default=None,
+                   help='zero the update when the gradient has inf/NaN (the fast preset does; '
+                        'the paper\'s plain SGD does not)')
     p.add_argument('--log-interval', type=_positive_int,
                    help='evaluate, log, plot and snapshot every N iterations (default: every epoch)')
     dev = p.add_mutually_exclusive_group()

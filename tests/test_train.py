@@ -138,3 +138,45 @@ def test_fused_and_stepwise_train_the_same_50_iterations():
     for name in finals['stepwise']:
         np.testing.assert_allclose(finals['fused'][name], finals['stepwise'][name], rtol=1e-3, atol=1e-6,
                                    err_msg=name)
+
+
+def test_skip_nonfinite_zeroes_a_poisoned_update_and_reports_it():
+    import chainer
+    import chainer.links as L
+    from irnn_chainer.compat import api
+    from irnn_chainer.model import IRNN
+    np.random.seed(0)
+    model = L.Classifier(IRNN(n_units=4))
+    opt = api.setup_optimizer(chainer.optimizers.RMSprop(lr=1e-2), model)
+    opt.add_hook(train_mod.SkipNonFinite())
+    opt.add_hook(api.gradient_clipping(1.0))
+    x = np.random.randint(0, 256, (3, 5)).astype(np.int32)
+    t = np.array([1, 2, 3], np.int32)
+    before = {n: p.array.copy() for n, p in model.namedparams()}
+    observation = {}
+    reporter = chainer.Reporter()
+    reporter.add_observer('main', model)  # Classifier reports its loss through it
+    with reporter.scope(observation):
+        model.cleargrads()
+        model(x, t).backward()
+        model.predictor.h_to_h.W.grad[0, 0] = np.inf  # what an exploding batch produces
+        opt.update()
+    assert observation['skipped'] == 1.0
+    for n, p in model.namedparams():
+        np.testing.assert_array_equal(p.array, before[n], err_msg=n)
+    with reporter.scope(observation):  # a finite gradient still updates
+        opt.update(model, x, t)
+    assert observation['skipped'] == 0.0
+    assert not np.array_equal(model.predictor.h_to_h.W.array, before['/predictor/h_to_h/W'])
+    # without the hook, clipping turns the same gradient into NaN parameters
+    np.random.seed(0)
+    plain = L.Classifier(IRNN(n_units=4))
+    opt = api.setup_optimizer(chainer.optimizers.RMSprop(lr=1e-2), plain, 1.0)
+    plain.compute_accuracy = False
+    reporter.add_observer('plain', plain)
+    with reporter.scope({}):
+        plain.cleargrads()
+        plain(x, t).backward()
+    plain.predictor.h_to_h.W.grad[0, 0] = np.inf
+    opt.update()
+    assert np.isnan(plain.predictor.h_to_h.W.array).any()
