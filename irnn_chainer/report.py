@@ -27,7 +27,7 @@ def load_run(run_dir):
     log = []
     if os.path.exists(log_path):
         with open(log_path) as f:
-            log = [r for r in json.load(f) if 'validation/main/accuracy' in r]
+            log = [r for r in json.load(f) if 'validation/main/loss' in r]
     return {'dir': run_dir, 'name': os.path.basename(os.path.normpath(run_dir)), 'config': cfg, 'log': log}
 
 
@@ -44,6 +44,8 @@ def _fmt_time(seconds):
 def summarise(run, window=5):
     """Best/final accuracy, lengths, time, and (below the paper) a projection."""
     cfg, log = run['config'], run['log']
+    if cfg.get('task') == 'regression' or (log and 'validation/main/accuracy' not in log[-1]):
+        return _summarise_regression(run)
     task = 'permuted' if cfg.get('permute') else 'pixel'
     model = cfg.get('model', 'irnn')
     paper = PAPER.get((model, task))
@@ -77,6 +79,27 @@ def summarise(run, window=5):
     return s
 
 
+def _summarise_regression(run):
+    """Regression runs (the adding problem, own data): test MSE, lower is better, beside
+    the constant-prediction baseline the run logged."""
+    cfg, log = run['config'], run['log']
+    s = {'name': run['name'], 'model': cfg.get('model', 'irnn'), 'paper': None,
+         'task': 'adding T=%s' % cfg.get('length') if cfg.get('dataset') == 'adding' else 'regression',
+         'setting': '%s lr %g, clip %s, batch %s' % (cfg.get('optimizer', 'sgd'), cfg.get('lr', 1e-8),
+                                                    cfg.get('clip') or 'off', cfg.get('batchsize')),
+         'device': cfg.get('device_used', '@numpy'),
+         'data': '%s train / %s test' % (cfg.get('train_size', '?'), cfg.get('test_size', '?')),
+         'best': None, 'final': None, 'epochs': 0, 'iterations': 0, 'time': None, 'projection': ''}
+    if log:
+        mse = [r['validation/main/loss'] for r in log]
+        last = log[-1]
+        s.update(epochs=last['epoch'], iterations=last['iteration'], time=last.get('elapsed_time'))
+        base = last.get('validation/main/baseline')
+        s['projection'] = 'test MSE best %.4g, final %.4g%s (accuracy columns do not apply)' % (
+            min(mse), mse[-1], '' if base is None else ', constant-prediction baseline %.4g' % base)
+    return s
+
+
 def plot(runs, out_dir):
     import matplotlib
     matplotlib.use('Agg')
@@ -86,7 +109,7 @@ def plot(runs, out_dir):
                               ('validation/main/loss', 'test loss', 'loss.png')):
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         for run in runs:
-            if not run['log']:
+            if not run['log'] or key not in run['log'][-1]:
                 continue
             ys = [r[key] * (100 if 'accuracy' in key else 1) for r in run['log']]
             for ax, xkey in zip(axes, ('epoch', 'iteration')):
@@ -127,7 +150,7 @@ def write_report(run_dirs, out_dir):
             s['epochs'], s['iterations'], _fmt_time(s['time']), s['device'], pct(s['paper'])))
     notes = [s for s in rows if s['projection']]
     if notes:
-        lines += ['', 'Below the paper\'s number:', '']
+        lines += ['', 'Notes (below the paper\'s number: recent rate and projection):', '']
         lines += ['- %s: %s' % (s['name'], s['projection']) for s in notes]
     lines += ['', 'Paper: Le, Jaitly & Hinton (2015), arXiv:1504.00941, section 4.2 (IRNN 97.0 %% / 82.0 %%, '
               'LSTM ~65 %% / ~36 %%, RNN+tanh 35 %% / 35 %% on pixel / permuted MNIST).', '']

@@ -360,7 +360,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     cfg_out = dict(cfg, impl_used=impl, device_used=str(device), source=source, per_epoch=per_epoch,
                    train_size=len(train_set), test_size=len(test_set), versions=api.versions())
     write_json(os.path.join(out, CONFIG_FILE), cfg_out)
-    log('training: %s%s, %d images, %d iterations per epoch (batch %d), stop at %d %s(s); %s lr %g, '
+    log('training: %s%s, %d sequences, %d iterations per epoch (batch %d), stop at %d %s(s); %s lr %g, '
         'clip %s, %s, %s, device %s -> %s'
         % (cfg['model'], ' (permuted)' if cfg['permute'] else '', len(train_set), per_epoch,
            cfg['batchsize'], stop[0], stop[1], cfg['optimizer'], cfg['lr'], cfg['clip'] or 'off',

@@ -48,3 +48,16 @@ def test_report_table_plots_and_projection(tmp_path):
 def test_report_rejects_non_run(tmp_path):
     with pytest.raises(report.ReportError, match='no config.json'):
         report.write_report([str(tmp_path)], str(tmp_path / 'o'))
+
+
+def test_report_regression_run(tmp_path):
+    log = [{'epoch': 1, 'iteration': 10, 'main/loss': 0.2, 'validation/main/loss': 0.05,
+            'validation/main/baseline': 0.167, 'elapsed_time': 5.0},
+           {'epoch': 2, 'iteration': 20, 'main/loss': 0.1, 'validation/main/loss': 0.02,
+            'validation/main/baseline': 0.167, 'elapsed_time': 10.0}]
+    d = make_run(tmp_path, 'adding', {'task': 'regression', 'dataset': 'adding', 'length': 150,
+                                      'optimizer': 'adam', 'lr': 1e-3, 'clip': 1.0, 'batchsize': 32}, log)
+    path, rows = report.write_report([d], str(tmp_path / 'rep'))
+    r = rows[0]
+    assert r['task'] == 'adding T=150' and r['best'] is None and r['iterations'] == 20
+    assert 'best 0.02, final 0.02' in r['projection'] and 'baseline 0.167' in r['projection']
