@@ -22,6 +22,18 @@ from irnn_chainer.compat import api
 IMPLS = ('stepwise', 'fused')
 
 
+def _check_options(impl, activation, recurrent_init):
+    if impl not in IMPLS:
+        raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
+    if activation not in ('relu', 'tanh'):
+        raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
+    if impl == 'fused' and activation != 'relu':
+        raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
+                         % activation)
+    if recurrent_init not in ('identity', 'normal'):
+        raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
+
+
 class RNN(chainer.Chain):
     """Elman RNN over integer inputs: ``h_t = act(pixel_to_h(x_t) + h_to_h(h_{t-1}))``.
 
@@ -35,15 +47,7 @@ class RNN(chainer.Chain):
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise',
                  activation='relu', recurrent_init='identity'):
         super(RNN, self).__init__()
-        if impl not in IMPLS:
-            raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
-        if activation not in ('relu', 'tanh'):
-            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
-        if impl == 'fused' and activation != 'relu':
-            raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
-                             % activation)
-        if recurrent_init not in ('identity', 'normal'):
-            raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
+        _check_options(impl, activation, recurrent_init)
         self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
         self.activation = activation
         normal = initializers.Normal(init_std)
@@ -209,15 +213,7 @@ class SequenceRNN(chainer.Chain):
             raise ValueError('layers: expected one or more positive sizes, got %r' % (layers,))
         if input not in INPUTS:
             raise ValueError('input: expected one of %s, got %r' % (', '.join(INPUTS), input))
-        if impl not in IMPLS:
-            raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
-        if activation not in ('relu', 'tanh'):
-            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
-        if impl == 'fused' and activation != 'relu':
-            raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
-                             % activation)
-        if recurrent_init not in ('identity', 'normal'):
-            raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
+        _check_options(impl, activation, recurrent_init)
         if input == 'ids' and input_bias:
             raise ValueError("input_bias: an EmbedID input has no bias; use input='real'")
         self.layers, self.n_in, self.n_out, self.input = layers, int(n_in), int(n_out), input
