@@ -63,7 +63,12 @@ def summarise(run, window=5):
     last = log[-1]
     s.update(best=max(accs), final=accs[-1], epochs=last['epoch'], iterations=last['iteration'],
              time=last.get('elapsed_time'))
-    if paper is not None and s['best'] < paper:
+    if paper is not None and s['best'] < paper and s['final'] < s['best'] - 10:
+        at = log[accs.index(s['best'])]
+        s['projection'] = ('collapsed: final %.2f %% against the best %.2f %% at epoch %s, iteration %s '
+                           '(the training diverged; no projection)' % (s['final'], s['best'], at['epoch'],
+                                                                      at['iteration']))
+    elif paper is not None and s['best'] < paper:
         k = min(window, len(log) - 1)
         if k >= 1 and last.get('elapsed_time') and log[-1 - k].get('elapsed_time') is not None:
             dt = last['elapsed_time'] - log[-1 - k]['elapsed_time']
@@ -152,8 +157,8 @@ def write_report(run_dirs, out_dir):
     if notes:
         lines += ['', 'Notes (below the paper\'s number: recent rate and projection):', '']
         lines += ['- %s: %s' % (s['name'], s['projection']) for s in notes]
-    lines += ['', 'Paper: Le, Jaitly & Hinton (2015), arXiv:1504.00941, section 4.2 (IRNN 97.0 %% / 82.0 %%, '
-              'LSTM ~65 %% / ~36 %%, RNN+tanh 35 %% / 35 %% on pixel / permuted MNIST).', '']
+    lines += ['', 'Paper: Le, Jaitly & Hinton (2015), arXiv:1504.00941, section 4.2 (IRNN 97.0 % / 82.0 %, '
+              'LSTM ~65 % / ~36 %, RNN+tanh 35 % / 35 % on pixel / permuted MNIST).', '']
     path = os.path.join(out_dir, 'report.md')
     with open(path + '.tmp', 'w') as f:
         f.write('\n'.join(lines))

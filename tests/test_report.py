@@ -61,3 +61,10 @@ def test_report_regression_run(tmp_path):
     r = rows[0]
     assert r['task'] == 'adding T=150' and r['best'] is None and r['iterations'] == 20
     assert 'best 0.02, final 0.02' in r['projection'] and 'baseline 0.167' in r['projection']
+
+
+def test_report_names_a_collapsed_run_instead_of_projecting(tmp_path):
+    d = make_run(tmp_path, 'blew-up', {'model': 'irnn', 'permute': True},
+                 [record(1, 0.50, 100), record(2, 0.59, 200), record(3, 0.13, 300), record(4, 0.19, 400)])
+    _, rows = report.write_report([d], str(tmp_path / 'rep'))
+    assert rows[0]['projection'].startswith('collapsed: final 19.00 % against the best 59.00 % at epoch 2')
