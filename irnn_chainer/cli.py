@@ -37,6 +37,9 @@ def add_train_arguments(p):
     length.add_argument('--epoch', '-e', type=_positive_int, help='epochs to train (default 1)')
     length.add_argument('--iteration', type=_positive_int, help='updates to train, instead of --epoch')
     p.add_argument('--lr', type=float, help='SGD learning rate (default 1e-8, as the paper)')
+    p.add_argument('--lr-decay', type=float, help='multiply the learning rate by this factor every '
+                   '--lr-decay-every epochs (default: no decay)')
+    p.add_argument('--lr-decay-every', type=_positive_int, help='epochs between decays (default 10)')
     p.add_argument('--clip', type=float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
     p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
     p.add_argument('--init-std', type=float, help='std of the N(0, s) input/output weights (default 0.001)')

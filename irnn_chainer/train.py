@@ -29,7 +29,7 @@ DEFAULTS = {
     'unit': 100, 'init_std': 0.001, 'seed': 0, 'permute': False, 'dataset': 'auto',
     'data_dir': None, 'dtype': 'float32', 'train_limit': None, 'test_limit': None,
     'impl': 'auto', 'eval_batchsize': 1000, 'device': None, 'log_interval': None,
-    'skip_nonfinite': False,
+    'skip_nonfinite': False, 'lr_decay': None, 'lr_decay_every': 10,
 }
 DEFAULTS.update(seq_mod.DEFAULTS)  # own data, stacked layers, the adding problem (sequences.py)
 # May differ between a run and its resumption (where to run, how long, how to read data).
@@ -165,6 +165,10 @@ def resolve_config(cli, saved=None):
     for key in ('epoch', 'iteration'):
         if cfg[key] is not None and int(cfg[key]) < 1:
             raise UsageError('--%s: expected a positive integer, got %s' % (key, cfg[key]))
+    if cfg['lr_decay'] is not None and not 0 < cfg['lr_decay'] <= 1:
+        raise UsageError('--lr-decay: expected a factor in (0, 1], got %s' % cfg['lr_decay'])
+    if int(cfg['lr_decay_every']) < 1:
+        raise UsageError('--lr-decay-every: expected a positive integer, got %s' % cfg['lr_decay_every'])
     if not cfg['lr'] > 0:
         raise UsageError('--lr: expected a positive number, got %s' % cfg['lr'])
     if cfg['clip'] is not None and cfg['clip'] < 0:
@@ -350,6 +354,13 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
         trainer.extend(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
              'validation/main/accuracy', 'elapsed_time']), trigger=interval())
+    if cfg['lr_decay']:
+        # lr <- lr * decay every N epochs; Adam's step size is called alpha
+        attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
+        trainer.extend(extensions.ExponentialShift(attr, cfg['lr_decay']),
+                       trigger=(cfg['lr_decay_every'], 'epoch'))
+        trainer.extend(extensions.observe_value(
+            'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
     if progress:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 

@@ -180,3 +180,14 @@ def test_skip_nonfinite_zeroes_a_poisoned_update_and_reports_it():
     plain.predictor.h_to_h.W.grad[0, 0] = np.inf
     opt.update()
     assert np.isnan(plain.predictor.h_to_h.W.array).any()
+
+
+def test_lr_decay_multiplies_the_rate_every_n_epochs(tmp_path):
+    out = str(tmp_path / 'decay')
+    t = train_mod.train(dict(SMALL, optimizer='rmsprop', lr=1e-3, lr_decay=0.5, lr_decay_every=2, epoch=5),
+                        out, progress=False, log=quiet)
+    # 3 iterations per epoch; halved after epochs 2 and 4
+    assert t.updater.get_optimizer('main').lr == pytest.approx(1e-3 * 0.25)
+    log = json.load(open(os.path.join(out, 'log')))
+    # the log shows the rate each epoch trained with
+    assert [r['lr'] for r in log] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
