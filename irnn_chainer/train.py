@@ -213,6 +213,8 @@ def resolve_impl(cfg):
         return 'stepwise'
     try:
         import irnn_chainer.fused  # noqa: F401
+        if str(cfg.get('device') or '').startswith('@cupy'):
+            import irnn_chainer.kernels.cuda  # noqa: F401  (no CUDA kernel yet: stepwise on GPU)
     except ImportError:
         return 'stepwise'
     return 'fused'
