@@ -51,8 +51,9 @@ PRESETS = {
     # but never passes it to the optimizer, so: no clipping (our reading of that code).
     'keras': {'model': 'irnn', 'optimizer': 'rmsprop', 'lr': 1e-6, 'clip': 0.0, 'batchsize': 32},
     # Ours: the fastest to high accuracy on a 2-core CPU that we found (see README).
+    # The halving every 8 epochs took pixel MNIST from a noisy 89 % plateau to 93 % (README).
     'fast': {'model': 'irnn', 'optimizer': 'rmsprop', 'lr': 1e-4, 'clip': 1.0, 'batchsize': 16,
-             'skip_nonfinite': True},
+             'skip_nonfinite': True, 'lr_decay': 0.5, 'lr_decay_every': 8},
 }
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop', 'adam')
 CONFIG_FILE = 'config.json'

@@ -191,3 +191,12 @@ def test_lr_decay_multiplies_the_rate_every_n_epochs(tmp_path):
     log = json.load(open(os.path.join(out, 'log')))
     # the log shows the rate each epoch trained with
     assert [r['lr'] for r in log] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+def test_fast_preset_carries_its_decay_and_flags_override_it():
+    cfg = train_mod.resolve_config({'preset': 'fast'})
+    assert (cfg['optimizer'], cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == ('rmsprop', 1e-4, 0.5, 8)
+    cfg = train_mod.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
+    assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
+    # the other presets do not decay
+    assert train_mod.resolve_config({'preset': 'blog'})['lr_decay'] is None
