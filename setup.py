@@ -40,6 +40,9 @@ setup(
     extras_require={
         # CuPy for --gpu; pick the wheel matching your CUDA (cupy-cuda11x / 12x / 13x).
         'gpu': ['cupy-cuda12x'],
+        # irnn-chainer sweep: Optuna (>= 4.9 for RetryHeartbeatStaleTrialCallback) and the
+        # PostgreSQL driver SQLAlchemy 2 uses by default, for studies shared across machines.
+        'sweep': ['optuna>=4.9', 'psycopg[binary]'],
         'test': ['pytest'],
     },
     entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.cli:main']},

@@ -13,6 +13,7 @@ clipping is ``optimizer.clip_grads`` in 1.0-1.3, an optimizer hook in the Link e
 is pickle in 1.0-1.3, npz in the Link era; losses have shape (1,) in 1.0.1.
 """
 import contextlib
+import inspect
 import os
 import pickle
 import tempfile
@@ -312,6 +313,20 @@ def to_device(link, device):
             cuda.init(dev_id)
         link.to_gpu(dev_id)
     return link
+
+
+def run_trainer(trainer, quiet_errors=False):
+    """``trainer.run()``; ``quiet_errors``: do not print the traceback of an exception that
+    leaves the loop (an expected one, e.g. a pruned sweep trial). Chainer 7 prints it
+    unless ``show_loop_exception_msg=False``, a parameter older Trainers do not have."""
+    if quiet_errors:
+        try:
+            params = inspect.signature(trainer.run).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if 'show_loop_exception_msg' in params:
+            return trainer.run(show_loop_exception_msg=False)
+    return trainer.run()
 
 
 def save_npz(path, obj):

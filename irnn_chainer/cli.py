@@ -1,4 +1,4 @@
-"""The ``irnn-chainer`` command: train, evaluate, info.
+"""The ``irnn-chainer`` command: train, evaluate, info, report, sweep, compare.
 
 Errors the user can fix (bad flags, data, devices, run folders) print one line
 ``irnn-chainer: error: ...`` and exit with code 2, never a traceback.
@@ -119,6 +119,40 @@ def add_sequence_arguments(p):
                    help='sequence length of --dataset adding (default 150)')
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0:
+        raise argparse.ArgumentTypeError('expected a number >= 0, got %r' % text)
+    return value
+
+
+def add_sweep_arguments(p):
+    g = p.add_argument_group('sweep (irnn_chainer/sweep.py; README, "Sweeps")')
+    g.add_argument('--study', default='irnn', help='study name (default irnn); every worker of a '
+                   'sweep uses the same')
+    g.add_argument('--trials', type=_positive_int, default=20,
+                   help='finished (complete or pruned) trials the study should hold (default 20)')
+    g.add_argument('--storage', help='Optuna storage URL (default sqlite:///OUT/optuna.db); '
+                   'postgresql://user:password@host:5432/db for workers on several machines')
+    g.add_argument('--space', metavar='FILE', help='search space, JSON (default: lr log 1e-5..1e-3, '
+                   'clip 0.5..5, optimizer rmsprop/adam; see examples/sweep_space.json)')
+    g.add_argument('--heartbeat', type=_positive_int, default=60, metavar='S',
+                   help='seconds between a worker\'s heartbeats; a trial silent for 2 x S is taken '
+                        'as dead, marked failed and queued again (default 60)')
+    g.add_argument('--pruner-startup', type=int, default=5, metavar='N',
+                   help='finished trials before the median pruner prunes anything (default 5)')
+    g.add_argument('--prune-after', type=_positive_float, default=1.0, metavar='EPOCHS',
+                   help='never prune a trial before this many epochs (default 1)')
+    g.add_argument('--summary', action='store_true',
+                   help='print the best trials and write OUT/sweep.png; runs no trial')
+    g.add_argument('--top', type=_positive_int, default=5, help='trials --summary prints (default 5)')
+    add_train_arguments(p)
+    p.set_defaults(out='sweep')
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='irnn-chainer',
@@ -139,6 +173,9 @@ def build_parser():
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
     p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
     p.add_argument('--out', '-o', default='report', help='folder for report.md and the plots')
+    p = sub.add_parser('sweep', help='hyperparameter sweep with Optuna (SQLite here, PostgreSQL '
+                                     'across machines); training flags stay fixed for every trial')
+    add_sweep_arguments(p)
     from irnn_chainer import compare
     compare.add_arguments(sub.add_parser(
         'compare', help='the library vs the 2015 gist revisions (Chainer 1.0.1, 1.3.0): '
@@ -182,6 +219,24 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_sweep(args):
+    from irnn_chainer import sweep
+    from irnn_chainer import train as train_mod
+    from irnn_chainer.compat import api
+    if args.resume or args.force:
+        raise sweep.SweepError('--%s does not apply to a sweep: run the same sweep command again to '
+                               'continue a study' % ('resume' if args.resume else 'force'))
+    if args.summary:
+        sweep.summary(args.study, args.storage, args.out, top=args.top)
+        return 0
+    cli = {k: getattr(args, k, None) for k in train_mod.DEFAULTS}
+    cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
+    sweep.run_worker(cli, args.out, args.study, args.trials, storage_url=args.storage,
+                     space=sweep.load_space(args.space), heartbeat=args.heartbeat,
+                     pruner_startup=args.pruner_startup, prune_after=args.prune_after)
+    return 0
+
+
 def cmd_info(args):
     from irnn_chainer.compat import api, shims
     for key, value in api.versions().items():
@@ -216,13 +271,14 @@ def main(argv=None):
     from irnn_chainer import compare
     from irnn_chainer import data as data_mod
     from irnn_chainer import report
+    from irnn_chainer import sweep
     from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
     try:
-        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info,
-                'report': cmd_report, 'compare': compare.run}[args.command](args)
+        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
+                'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
     except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError,
-            compare.CompareError) as e:
+            compare.CompareError, sweep.SweepError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2
 

@@ -286,8 +286,11 @@ def load_data(cfg, run_dir, log=print):
     return train, test, splits.source
 
 
-def train(cli, out, resume=None, force=False, progress=True, log=print):
-    """Run (or resume) training; returns the trainer. ``cli`` holds the flags given."""
+def train(cli, out, resume=None, force=False, progress=True, log=print, extra_extensions=(),
+          table_out=None):
+    """Run (or resume) training; returns the trainer. ``cli`` holds the flags given;
+    ``extra_extensions``: more trainer extensions (a sweep's pruning, sweep.py);
+    ``table_out``: file for the per-epoch table (default stdout)."""
     snapshot = None
     saved = None
     if resume:
@@ -350,13 +353,13 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     if cfg.get('task') == 'regression':  # MSE and its constant-prediction baseline (sequences.py)
         trainer.extend(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'validation/main/loss', 'validation/main/baseline',
-             'elapsed_time']), trigger=interval())
+             'elapsed_time'], out=table_out or sys.stdout), trigger=interval())
     else:
         trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
                                              trigger=interval(), file_name='accuracy.png'))
         trainer.extend(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
-             'validation/main/accuracy', 'elapsed_time']), trigger=interval())
+             'validation/main/accuracy', 'elapsed_time'], out=table_out or sys.stdout), trigger=interval())
     if cfg['lr_decay']:
         # lr <- lr * decay every N epochs; Adam's step size is called alpha
         attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
@@ -366,6 +369,9 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
             'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
     if progress:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
+
+    for ext in extra_extensions:
+        trainer.extend(ext)
 
     if snapshot:
         chainer.serializers.load_npz(snapshot, trainer)
@@ -395,7 +401,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print):
     except ValueError:  # not the main thread
         in_main_thread = False
     try:
-        trainer.run()
+        api.run_trainer(trainer, quiet_errors=bool(extra_extensions))
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
