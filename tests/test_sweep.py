@@ -225,3 +225,36 @@ def test_killed_worker_trial_is_requeued_and_resumed_exactly(tmp_path, pg_url):
     assert sorted(a.files) == sorted(b.files)
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_ctrl_c_requeues_the_trial_and_the_next_run_resumes_it(tmp_path):
+    out = str(tmp_path / 'sw')
+    storage = 'sqlite:///%s' % (tmp_path / 'study.db')
+    cmd = worker_cmd(out, storage, '--trials', '1', '--study', 'int',
+                     '--epoch', '60', '--train-limit', '160', '--test-limit', '50')
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, start_new_session=True)
+    trial0 = os.path.join(out, 'trial-0000')
+    deadline = time.time() + 300
+    while not (os.path.isdir(trial0) and any(f.startswith('snapshot_iter_') for f in os.listdir(trial0))):
+        assert first.poll() is None, first.communicate()[0]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    text = first.communicate(timeout=120)[0]
+    assert first.returncode == 0, text
+    assert 'trial 0 interrupted: marked failed and queued again' in text
+    trials = _study(storage, 'int').get_trials()
+    assert [t.state.name for t in trials] == ['FAIL', 'WAITING']
+    stopped_at = trials[0].user_attrs['iterations']
+    assert 0 < stopped_at < 600
+    # the interrupted trial left a snapshot of the very update it stopped after
+    assert os.path.exists(os.path.join(trial0, 'snapshot_iter_%d' % stopped_at))
+
+    second = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, timeout=600)
+    assert second.returncode == 0, second.stdout
+    trials = _study(storage, 'int').get_trials()
+    assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE']
+    assert 'resumed from' in open(os.path.join(out, 'trial-0001', 'train.out')).read()
+    assert trials[1].user_attrs['iterations'] == 600
