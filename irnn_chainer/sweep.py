@@ -174,16 +174,23 @@ def open_storage(url, heartbeat=60):
         folder = os.path.dirname(url[len('sqlite:///'):])
         if folder:
             os.makedirs(folder, exist_ok=True)
-    try:
-        return RDBStorage(
-            url, engine_kwargs={'pool_pre_ping': True},
-            heartbeat_interval=heartbeat, grace_period=max(2 * heartbeat, heartbeat + 1),
-            heartbeat_stale_trial_callback=_requeue())
-    except ImportError as e:
-        raise SweepError('--storage %s: the database driver is missing (%s); for PostgreSQL: '
-                         'pip install "psycopg[binary]"' % (_redact(url), e))
-    except Exception as e:  # sqlalchemy: bad URL, server not reachable, no such database
-        raise SweepError('--storage %s: cannot open (%s)' % (_redact(url), _first_line(e)))
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                url, engine_kwargs={'pool_pre_ping': True},
+                heartbeat_interval=heartbeat, grace_period=max(2 * heartbeat, heartbeat + 1),
+                heartbeat_stale_trial_callback=_requeue())
+        except ImportError as e:
+            raise SweepError('--storage %s: the database driver is missing (%s); for PostgreSQL: '
+                             'pip install "psycopg[binary]"' % (_redact(url), e))
+        except Exception as e:  # sqlalchemy: bad URL, server not reachable, no such database
+            # Workers started together on an empty database race to create Optuna's tables;
+            # the losers see a duplicate-key error, and a second look finds the tables there.
+            text = str(e).lower()
+            if attempt < 4 and ('duplicate' in text or 'already exists' in text or 'locked' in text):
+                time.sleep(0.5 + attempt)
+                continue
+            raise SweepError('--storage %s: cannot open (%s)' % (_redact(url), _first_line(e)))
 
 
 def _redact(url):

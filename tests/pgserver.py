@@ -82,3 +82,15 @@ def postgres_server(database='irnn'):
     finally:
         run('pg_ctl', '-D', data, '-m', 'immediate', '-w', 'stop')
         shutil.rmtree(base, ignore_errors=True)
+
+
+def new_database(url, name):
+    """A new empty database on the server of ``url``; its URL."""
+    import psycopg
+    base, _, _ = url.rpartition('/')
+    host_port = base.split('@', 1)[1]
+    host, port = host_port.split(':')
+    with psycopg.connect(host=host, port=int(port), user='postgres', dbname='postgres',
+                         autocommit=True) as conn:
+        conn.execute('CREATE DATABASE %s' % name)
+    return '%s/%s' % (base, name)

@@ -17,7 +17,7 @@ from irnn_chainer import sweep  # noqa: E402
 from irnn_chainer import train as train_mod  # noqa: E402
 from irnn_chainer.cli import main  # noqa: E402
 
-from pgserver import postgres_server  # noqa: E402
+from pgserver import new_database, postgres_server  # noqa: E402
 
 TINY = ['--dataset', 'embedded', '--train-limit', '64', '--test-limit', '100', '--unit', '8',
         '--epoch', '2']
@@ -161,6 +161,19 @@ def pg_url():
 
 def _study(url, name='s'):
     return optuna.load_study(study_name=name, storage=url)
+
+
+def test_workers_starting_together_on_an_empty_database_all_get_in(pg_url):
+    # They race to create Optuna's tables; the losers must retry, not fail.
+    code = ('import sys; from irnn_chainer import sweep; '
+            'sweep.make_study(sweep.open_storage(sys.argv[1]), "race", "maximize"); print("ok")')
+    for round_ in range(2):
+        url = new_database(pg_url, 'race%d' % round_)
+        procs = [subprocess.Popen([sys.executable, '-c', code, url], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, universal_newlines=True) for _ in range(4)]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, outs
+        assert len(optuna.get_all_study_summaries(url)) == 1
 
 
 def test_two_workers_share_one_postgres_study(tmp_path, pg_url):
