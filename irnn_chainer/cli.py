@@ -246,6 +246,10 @@ def cmd_info(args):
         print('  - %s: %s' % (name, why))
     ok, why = api.cuda_status()
     print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
+    from irnn_chainer import model
+    print('models   fused path: %s; stepwise only: %s' % (
+        ', '.join(m for m, v in model.MODELS.items() if v[2]),
+        ', '.join(m for m, v in model.MODELS.items() if not v[2]) or 'none'))
     try:
         from irnn_chainer import kernels
         print('fused    CPU kernel: %s' % kernels.backend_description())

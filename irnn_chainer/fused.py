@@ -2,6 +2,8 @@
 
     h_0 = 0,   h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)   t = 1 .. T
 
+(or tanh instead of relu, ``activation='tanh'``, for the rnn-tanh baseline).
+
 ``irnn_recurrence(ids, E, W, b)`` gives h_T (B, H), or every h_t (B, T, H) with
 ``return_sequence=True``; E is ``pixel_to_h.W`` (V, H), W and b are ``h_to_h``'s (the
 Linear convention x W^T + b). The time loop runs in a kernel (:mod:`irnn_chainer.kernels`:
@@ -39,7 +41,10 @@ class IRNNRecurrence(function_node.FunctionNode):
     kernel ran.
     """
 
-    def __init__(self, ids, return_sequence=False, keep=True):
+    def __init__(self, ids, return_sequence=False, keep=True, activation='relu'):
+        if activation not in ('relu', 'tanh'):
+            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
+        self.activation = activation
         self.ids = ids
         self.return_sequence = return_sequence
         self.keep = keep
@@ -70,7 +75,7 @@ class IRNNRecurrence(function_node.FunctionNode):
         E, W, b = (xp.ascontiguousarray(a) for a in (E, W, b))
         self.n_vocab = E.shape[0]
         store = self.keep or self.return_sequence
-        hs, hT = kernel.forward(ids, E, W, b, store)
+        hs, hT = kernel.forward(ids, E, W, b, store, self.activation)
         if self.keep:
             self.hs = hs
             self.retain_inputs((1,))
@@ -108,7 +113,7 @@ class IRNNRecurrenceGrad(function_node.FunctionNode):
         else:
             gT, gseq = gy, None
         dE, dW, db = kernel.backward(fwd.ids, fwd.hs, xp.ascontiguousarray(W), gT, gseq,
-                                     fwd.n_vocab)
+                                     fwd.n_vocab, fwd.activation)
         return dE, dW, db
 
     def backward(self, indexes, grad_outputs):
@@ -116,8 +121,9 @@ class IRNNRecurrenceGrad(function_node.FunctionNode):
                                   'supported; use impl=\'stepwise\' for higher-order gradients')
 
 
-def irnn_recurrence(ids, E, W, b, return_sequence=False):
-    """h_T (B, H) of ``h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)``, h_0 = 0, as a Variable.
+def irnn_recurrence(ids, E, W, b, return_sequence=False, activation='relu'):
+    """h_T (B, H) of ``h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)``, h_0 = 0, as a Variable
+    (``activation='tanh'``: tanh instead of relu).
 
     ``ids``: (B, T) integer array of ids in [0, V) (NumPy or CuPy; not checked here);
     ``E`` (V, H), ``W`` (H, H), ``b`` (H,): Variables/Parameters or arrays, float32 or
@@ -128,5 +134,6 @@ def irnn_recurrence(ids, E, W, b, return_sequence=False):
     inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
               for x in (E, W, b)]
     keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
-    y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep).apply(inputs)
+    y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep,
+                        activation=activation).apply(inputs)
     return y

@@ -27,9 +27,6 @@ def _check_options(impl, activation, recurrent_init):
         raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
     if activation not in ('relu', 'tanh'):
         raise ValueError("activation: expected 'relu' or 'tanh', got %r" % activation)
-    if impl == 'fused' and activation != 'relu':
-        raise ValueError("impl='fused' runs ReLU recurrences only; use impl='stepwise' for %s"
-                         % activation)
     if recurrent_init not in ('identity', 'normal'):
         raise ValueError("recurrent_init: expected 'identity' or 'normal', got %r" % recurrent_init)
 
@@ -41,7 +38,7 @@ class RNN(chainer.Chain):
     N(0, init_std) like the other weights (the paper's plain RNN baselines).
     ``impl='stepwise'`` is the faithful reference (one EmbedID + Linear + activation node
     per timestep, as the gist); ``impl='fused'`` runs the whole recurrence as one
-    FunctionNode (:mod:`irnn_chainer.fused`, ReLU only). Both use the same parameters.
+    FunctionNode (:mod:`irnn_chainer.fused`, ReLU or tanh). Both use the same parameters.
     """
 
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise',
@@ -63,7 +60,8 @@ class RNN(chainer.Chain):
         x = check_ids(x, self.n_in)
         if self.impl == 'fused':
             from irnn_chainer.fused import irnn_recurrence
-            h = irnn_recurrence(x, self.pixel_to_h.W, self.h_to_h.W, self.h_to_h.b)
+            h = irnn_recurrence(x, self.pixel_to_h.W, self.h_to_h.W, self.h_to_h.b,
+                                activation=self.activation)
         else:
             h = self.recurrence_stepwise(x)
         return self.h_to_y(h)
@@ -124,7 +122,7 @@ class LSTM(chainer.Chain):
 MODELS = {
     'irnn': (IRNN, {}, True),
     'rnn-relu': (RNN, {'activation': 'relu', 'recurrent_init': 'normal'}, True),
-    'rnn-tanh': (RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, False),
+    'rnn-tanh': (RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, True),
     'lstm': (LSTM, {}, False),
 }
 
@@ -281,17 +279,18 @@ class SequenceRNN(chainer.Chain):
             rec = self.recurrent_link(l)
             last = l == n_layers
             if l == 1 and self.input == 'ids':
-                h = fused.irnn_recurrence(inp, self.x_to_h1.W, rec.W, rec.b, return_sequence=not last)
+                h = fused.irnn_recurrence(inp, self.x_to_h1.W, rec.W, rec.b, return_sequence=not last,
+                                          activation=self.activation)
             else:
                 flat = F.reshape(inp, (batch * length, inp.shape[2]))
                 pre = F.reshape(self.input_link(l)(flat), (batch, length, self.layers[l - 1]))
-                h = _fused_pre_recurrence(fused, pre, rec.W, rec.b, return_sequence=not last)
+                h = _fused_pre_recurrence(fused, pre, rec.W, rec.b, not last, self.activation)
             inp = h
         return inp
 
 
-def _fused_pre_recurrence(fused, pre, W, b, return_sequence):
-    """``h_t = relu(pre[:, t] + W h_{t-1} + b)`` over precomputed input projections ``pre``
+def _fused_pre_recurrence(fused, pre, W, b, return_sequence, activation='relu'):
+    """``h_t = act(pre[:, t] + W h_{t-1} + b)`` over precomputed input projections ``pre``
     (batch, time, units), fused.
 
     :func:`irnn_chainer.fused.irnn_recurrence` takes ids and an embedding table; a table
@@ -303,4 +302,5 @@ def _fused_pre_recurrence(fused, pre, W, b, return_sequence):
     xp = api.array_module(pre)
     ids = xp.arange(batch * length, dtype=np.int32).reshape(batch, length)
     table = F.reshape(pre, (batch * length, units))
-    return fused.irnn_recurrence(ids, table, W, b, return_sequence=return_sequence)
+    return fused.irnn_recurrence(ids, table, W, b, return_sequence=return_sequence,
+                                 activation=activation)

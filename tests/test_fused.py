@@ -142,6 +142,60 @@ def test_check_backward(kernel, return_sequence):
                                   dtype=np.float64)
 
 
+# ------------------------------------------------------------------ tanh (rnn-tanh)
+
+def stepwise_tanh(ids, E, W, b):
+    h = chainer.Variable(np.zeros((ids.shape[0], W.shape[0]), dtype=W.dtype))
+    xs = np.ascontiguousarray(ids.T)
+    for t in range(ids.shape[1]):
+        h = F.tanh(F.embed_id(xs[t], E) + F.linear(h, W, b))
+    return h
+
+
+def fused_tanh(ids, E, W, b):
+    return irnn_recurrence(ids, E, W, b, activation='tanh')
+
+
+@functools.lru_cache(maxsize=None)
+def reference_tanh(T, B, dtype):
+    return loss_and_grads(stepwise_tanh, T, B, dtype)
+
+
+@pytest.mark.parametrize('kernel', KERNELS, indirect=True)
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('B', [1, 16])
+@pytest.mark.parametrize('T', [1, 2, 7, 784])
+def test_tanh_matches_stepwise(kernel, dtype, B, T):
+    ref = reference_tanh(T, B, dtype)
+    got = loss_and_grads(fused_tanh, T, B, dtype)
+    for name, a, r in zip(('h_T', 'loss', 'dE', 'dW', 'db'), got, ref):
+        assert_close(a, r, TOL[dtype], name)
+    # tanh states are signed and not clipped: a ReLU kernel would not give these
+    assert (ref[0] < 0).any() and (ref[0] > 0).any()
+
+
+@pytest.mark.parametrize('kernel', KERNELS, indirect=True)
+@pytest.mark.parametrize('return_sequence', [False, True])
+def test_tanh_check_backward(kernel, return_sequence):
+    rng = np.random.default_rng(11)
+    E, W, b = rng.normal(0, 1, (5, 4)), rng.normal(0, 0.7, (4, 4)), rng.normal(0, 0.3, 4)
+    ids = rng.integers(0, 5, (2, 6)).astype(np.int32)
+    gy = rng.normal(size=ids.shape + (4,) if return_sequence else (2, 4))
+
+    def f(E, W, b):
+        return irnn_recurrence(ids, E, W, b, return_sequence=return_sequence, activation='tanh')
+
+    gradient_check.check_backward(f, (E, W, b), gy, eps=1e-6, atol=1e-7, rtol=1e-6,
+                                  dtype=np.float64)
+
+
+@pytest.mark.parametrize('kernel', KERNELS, indirect=True)
+def test_unknown_activation_is_refused(kernel):
+    E, W, b, R, ids, labels = problem(2, 1, np.float32)
+    with pytest.raises(ValueError, match="expected 'relu' or 'tanh'"):
+        irnn_recurrence(ids, E, W, b, activation='sigmoid')
+
+
 def spy_nodes(monkeypatch):
     nodes = []
     orig = IRNNRecurrence.forward

@@ -1,9 +1,12 @@
 /* CPU kernel for the fused IRNN recurrence (irnn_chainer.fused).
  *
- *   h_{-1} = 0,   h_t = relu(E[ids[:, t]] + b + h_{t-1} W^T)      t = 0 .. T-1
+ *   h_{-1} = 0,   h_t = act(E[ids[:, t]] + b + h_{t-1} W^T)      t = 0 .. T-1
+ *
+ * act: relu (ACT_RELU, the IRNN) or tanh (ACT_TANH, the rnn-tanh baseline; its backward
+ * uses dpre_t = (dL/dh_t) * (1 - h_t^2)).
  *
  * forward_*:  the whole time loop in C; optionally keeps every h_t (T, B, H) for backward.
- * backward_*: the reverse loop: dpre_t = (dL/dh_t) * [h_t > 0], dL/dh_{t-1} = dpre_t W,
+ * backward_*: the reverse loop: dpre_t = (dL/dh_t) * act'(h_t), dL/dh_{t-1} = dpre_t W,
  *             plus the scatter-add dE[ids[b, t]] += dpre_t[b] and db += dpre_t[b]; then
  *             dW = sum_t dpre_t^T h_{t-1} as one large product over all timesteps
  *             (a tiled single-thread GEMM here: a 2-thread BLAS on a busy 2-core machine
@@ -25,6 +28,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +68,9 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 
 #define IRNN_INLINE static inline __attribute__((always_inline))
 
+#define ACT_RELU 0
+#define ACT_TANH 1
+
 /* Which product the recurrences use: 0 = the blocked dense kernel (default), 1 = the
  * sparse row kernel that skips zero states / gradients (set_modes(); both give the same
  * bits: adding zeros changes nothing). Measured here (H = 100, B = 16, AVX-512) the dense
@@ -75,24 +82,28 @@ static int irnn_sparse_fwd = 0, irnn_sparse_bwd = 0;
 #define VEC vf32
 #define IVEC vi32
 #define VL 16
+#define TANH tanhf
 #define SUF(name) name##_f32
 #include "_irnn_cpu.c"
 #undef REAL
 #undef VEC
 #undef IVEC
 #undef VL
+#undef TANH
 #undef SUF
 
 #define REAL double
 #define VEC vf64
 #define IVEC vi64
 #define VL 8
+#define TANH tanh
 #define SUF(name) name##_f64
 #include "_irnn_cpu.c"
 #undef REAL
 #undef VEC
 #undef IVEC
 #undef VL
+#undef TANH
 #undef SUF
 
 /* ---------------------------------------------------------------- Python glue */
@@ -128,9 +139,14 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t B, T, H, HP, V;
     PyObject *o_ids, *o_eb, *o_wt, *o_hs, *o_scr, *o_ht;
-    if (!PyArg_ParseTuple(args, "innnnnOOOOOO", &itemsize, &B, &T, &H, &HP, &V,
-                          &o_ids, &o_eb, &o_wt, &o_hs, &o_scr, &o_ht))
+    int act = ACT_RELU;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOO|i", &itemsize, &B, &T, &H, &HP, &V,
+                          &o_ids, &o_eb, &o_wt, &o_hs, &o_scr, &o_ht, &act))
         return NULL;
+    if (act != ACT_RELU && act != ACT_TANH) {
+        PyErr_SetString(PyExc_ValueError, "_irnn_cpu.forward: act must be 0 (relu) or 1 (tanh)");
+        return NULL;
+    }
     if ((itemsize != 4 && itemsize != 8) || B < 1 || T < 1 || H < 1 || V < 1 || HP < H ||
         HP % (VBYTES / itemsize) != 0) {
         PyErr_SetString(PyExc_ValueError, "_irnn_cpu.forward: bad sizes");
@@ -155,9 +171,9 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     IRNN_FTZ_BEGIN
     if (itemsize == 4)
-        forward_f32(ids, B, T, H, HP, eb, wt, hs, scr, ht);
+        forward_f32(ids, B, T, H, HP, eb, wt, hs, scr, ht, act);
     else
-        forward_f64(ids, B, T, H, HP, eb, wt, hs, scr, ht);
+        forward_f64(ids, B, T, H, HP, eb, wt, hs, scr, ht, act);
     IRNN_FTZ_END
     Py_END_ALLOW_THREADS
     bufs_release(&s);
@@ -168,10 +184,15 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t B, T, H, HP, V;
     PyObject *o_ids, *o_wp, *o_hs, *o_gt, *o_gseq, *o_dpre, *o_de, *o_db, *o_carry, *o_dwp;
-    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOOO", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
+    int act = ACT_RELU;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOOO|i", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
                           &o_wp, &o_hs, &o_gt, &o_gseq, &o_dpre, &o_de, &o_db, &o_carry,
-                          &o_dwp))
+                          &o_dwp, &act))
         return NULL;
+    if (act != ACT_RELU && act != ACT_TANH) {
+        PyErr_SetString(PyExc_ValueError, "_irnn_cpu.backward: act must be 0 (relu) or 1 (tanh)");
+        return NULL;
+    }
     if ((itemsize != 4 && itemsize != 8) || B < 1 || T < 1 || H < 1 || V < 1 || HP < H ||
         HP % (VBYTES / itemsize) != 0) {
         PyErr_SetString(PyExc_ValueError, "_irnn_cpu.backward: bad sizes");
@@ -200,9 +221,9 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     IRNN_FTZ_BEGIN
     if (itemsize == 4)
-        backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp);
+        backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act);
     else
-        backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp);
+        backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act);
     IRNN_FTZ_END
     Py_END_ALLOW_THREADS
     bufs_release(&s);
@@ -222,10 +243,10 @@ static PyMethodDef methods[] = {
      "set_modes(sparse_forward, sparse_backward) -> the modes now: 1 = sparse row kernel, "
      "0 = blocked dense kernel (both exact; for benchmarks and tests)"},
     {"forward", py_forward, METH_VARARGS,
-     "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT)"},
+     "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT[, act])"},
     {"backward", py_backward, METH_VARARGS,
      "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre, dE, db, "
-     "carry, dWp)"},
+     "carry, dWp[, act]) (act: 0 relu, 1 tanh)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_irnn_cpu",
@@ -345,9 +366,10 @@ IRNN_INLINE void SUF(row_sparse)(const REAL *init, const REAL *x, Py_ssize_t K, 
 IRNN_CLONES
 static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
                          Py_ssize_t HP, const REAL *EB, const REAL *WT, REAL *hs, REAL *scratch,
-                         REAL *hT) {
+                         REAL *hT, int act) {
     const REAL *init[IRNN_RB];
     const Py_ssize_t BH = B * H;
+    const int relu = act == ACT_RELU;
     int32_t *idx = irnn_sparse_fwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *prev = t == 0 ? NULL : (hs ? hs + (t - 1) * BH : scratch + ((t - 1) & 1) * BH);
@@ -355,20 +377,23 @@ static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssiz
         if (idx) {
             for (Py_ssize_t r = 0; r < B; r++)
                 SUF(row_sparse)(EB + (Py_ssize_t)ids[r * T + t] * HP, prev ? prev + r * H : NULL,
-                                H, WT, HP, cur + r * H, H, 1, idx);
-            continue;
+                                H, WT, HP, cur + r * H, H, relu, idx);
+        } else {
+            Py_ssize_t r = 0;
+            for (; r + IRNN_RB <= B; r += IRNN_RB) {
+                for (int i = 0; i < IRNN_RB; i++)
+                    init[i] = EB + (Py_ssize_t)ids[(r + i) * T + t] * HP;
+                SUF(rows_product)(IRNN_RB, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
+                                  cur + r * H, H, H, relu);
+            }
+            for (; r < B; r++) {
+                init[0] = EB + (Py_ssize_t)ids[r * T + t] * HP;
+                SUF(rows_product)(1, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
+                                  cur + r * H, H, H, relu);
+            }
         }
-        Py_ssize_t r = 0;
-        for (; r + IRNN_RB <= B; r += IRNN_RB) {
-            for (int i = 0; i < IRNN_RB; i++) init[i] = EB + (Py_ssize_t)ids[(r + i) * T + t] * HP;
-            SUF(rows_product)(IRNN_RB, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
-                              cur + r * H, H, H, 1);
-        }
-        for (; r < B; r++) {
-            init[0] = EB + (Py_ssize_t)ids[r * T + t] * HP;
-            SUF(rows_product)(1, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
-                              cur + r * H, H, H, 1);
-        }
+        if (!relu)
+            for (Py_ssize_t i = 0; i < BH; i++) cur[i] = TANH(cur[i]);
     }
     memcpy(hT, hs ? hs + (T - 1) * BH : scratch + ((T - 1) & 1) * BH, (size_t)BH * sizeof(REAL));
     free(idx);
@@ -404,7 +429,7 @@ IRNN_CLONES
 static void SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
                           Py_ssize_t HP, Py_ssize_t V, const REAL *Wp, const REAL *hs,
                           const REAL *gT, const REAL *gseq, REAL *dpre, REAL *dE, REAL *db,
-                          REAL *carry, REAL *dWp) {
+                          REAL *carry, REAL *dWp, int act) {
     const Py_ssize_t BH = B * H;
     int32_t *idx = irnn_sparse_bwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
     memset(dE, 0, (size_t)(V * H) * sizeof(REAL));
@@ -419,7 +444,12 @@ static void SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssi
         const REAL *restrict gs = gseq ? gseq + t * BH : NULL;
         const REAL *restrict c = carry;
         REAL *restrict d = dpre + t * BH;
-        if (gs)
+        if (act == ACT_TANH) {
+            if (gs)
+                for (Py_ssize_t i = 0; i < BH; i++) d[i] = (c[i] + gs[i]) * (1 - h[i] * h[i]);
+            else
+                for (Py_ssize_t i = 0; i < BH; i++) d[i] = c[i] * (1 - h[i] * h[i]);
+        } else if (gs)
             for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] + gs[i] : 0;
         else
             for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] : 0;

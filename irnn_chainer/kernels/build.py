@@ -33,7 +33,8 @@ def extension(relative_to=None):
     relative to that folder, as setup.py wants; default: absolute)."""
     from setuptools import Extension
     args = [] if sys.platform == 'win32' else ['-O3', '-std=gnu99', '-fno-math-errno', '-Wno-psabi']
-    return Extension(NAME, sources=[_source(relative_to)], extra_compile_args=args,
+    libs = [] if sys.platform == 'win32' else ['m']  # tanhf / tanh (rnn-tanh)
+    return Extension(NAME, sources=[_source(relative_to)], extra_compile_args=args, libraries=libs,
                      optional=True)
 
 

@@ -14,6 +14,14 @@ from irnn_chainer.kernels import _irnn_cpu as _ext
 
 name = 'c'
 VECTOR_BYTES = _ext.vector_bytes
+ACTS = {'relu': 0, 'tanh': 1}  # the C side's ACT_RELU, ACT_TANH
+
+
+def _act(activation):
+    try:
+        return ACTS[activation]
+    except KeyError:
+        raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
 
 
 def _padded(a, hp):
@@ -28,7 +36,8 @@ def _hp(h, dtype):
     return -(-h // vl) * vl
 
 
-def forward(ids, E, W, b, keep):
+def forward(ids, E, W, b, keep, activation='relu'):
+    act = _act(activation)
     B, T = ids.shape
     V, H = E.shape
     dtype = E.dtype
@@ -41,7 +50,7 @@ def forward(ids, E, W, b, keep):
     hs = _take((T, B, H), dtype) if keep else None
     scratch = np.empty((2, B, H), dtype=dtype)
     hT = np.empty((B, H), dtype=dtype)
-    _ext.forward(dtype.itemsize, B, T, H, hp, V, ids, EB, WT, hs, scratch, hT)
+    _ext.forward(dtype.itemsize, B, T, H, hp, V, ids, EB, WT, hs, scratch, hT, act)
     return hs, hT
 
 
@@ -72,7 +81,8 @@ def release(buf):
             _pool[key].append(buf)
 
 
-def backward(ids, hs, W, gT, gseq, n_vocab):
+def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
+    act = _act(activation)
     T, B, H = hs.shape
     dtype = hs.dtype
     hp = _hp(H, dtype)
@@ -88,6 +98,6 @@ def backward(ids, hs, W, gT, gseq, n_vocab):
     carry = np.empty((B, H), dtype=dtype)
     dWp = np.empty((H, hp), dtype=dtype)
     _ext.backward(dtype.itemsize, B, T, H, hp, n_vocab, ids, Wp, np.ascontiguousarray(hs), gT,
-                  gseq, dpre, dE, db, carry, dWp)
+                  gseq, dpre, dE, db, carry, dWp, act)
     release(dpre)
     return dE, np.ascontiguousarray(dWp[:, :H]), db

@@ -5,17 +5,28 @@ per step beyond the boolean mask in backward); dW is one large product over all 
 
 Interface (shared by every kernel; arrays are C-contiguous, ids int32 (B, T)):
 
-- ``forward(ids, E, W, b, keep)`` -> ``(hs, hT)``: ``hs`` (T, B, H) every state when
-  ``keep`` else None (then only two (B, H) buffers are used), ``hT`` (B, H).
-- ``backward(ids, hs, W, gT, gseq, n_vocab)`` -> ``(dE, dW, db)``: ``gT`` (B, H) is
-  dL/dh_T or None, ``gseq`` (T, B, H) is dL/dh_t for every t or None.
+- ``forward(ids, E, W, b, keep, activation='relu')`` -> ``(hs, hT)``: ``hs`` (T, B, H)
+  every state when ``keep`` else None (then only two (B, H) buffers are used), ``hT`` (B, H).
+- ``backward(ids, hs, W, gT, gseq, n_vocab, activation='relu')`` -> ``(dE, dW, db)``:
+  ``gT`` (B, H) is dL/dh_T or None, ``gseq`` (T, B, H) is dL/dh_t for every t or None.
+- ``activation``: ``'relu'`` (the IRNN) or ``'tanh'`` (h_t = tanh(...), whose backward
+  multiplies by 1 - h_t^2).
 """
 import numpy as np
 
 name = 'numpy'
 
 
-def forward(ids, E, W, b, keep):
+ACTIVATIONS = ('relu', 'tanh')
+
+
+def _check(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
+
+
+def forward(ids, E, W, b, keep, activation='relu'):
+    _check(activation)
     B, T = ids.shape
     H = W.shape[0]
     EB = E + b                      # bias folded into the embedding rows: one add per step less
@@ -35,12 +46,16 @@ def forward(ids, E, W, b, keep):
         if prev is not None:
             np.dot(prev, WT, out=tmp)
             cur += tmp
-        np.maximum(cur, 0, out=cur)
+        if activation == 'relu':
+            np.maximum(cur, 0, out=cur)
+        else:
+            np.tanh(cur, out=cur)
         prev = cur
     return hs, prev.copy()
 
 
-def backward(ids, hs, W, gT, gseq, n_vocab):
+def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
+    _check(activation)
     T, B, H = hs.shape
     dtype = hs.dtype
     dpre = np.empty((T, B, H), dtype=dtype)
@@ -49,8 +64,13 @@ def backward(ids, hs, W, gT, gseq, n_vocab):
     for t in range(T - 1, -1, -1):
         if gseq is not None:
             carry += gseq[t]
-        np.greater(hs[t], 0, out=mask)
-        np.multiply(carry, mask, out=dpre[t])
+        if activation == 'relu':
+            np.greater(hs[t], 0, out=mask)
+            np.multiply(carry, mask, out=dpre[t])
+        else:  # d tanh = 1 - h^2
+            np.multiply(hs[t], hs[t], out=dpre[t])
+            np.subtract(1, dpre[t], out=dpre[t])
+            dpre[t] *= carry
         if t:
             np.dot(dpre[t], W, out=carry)
     flat = dpre.reshape(T * B, H)
