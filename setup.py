@@ -43,6 +43,9 @@ setup(
         # irnn-chainer sweep: Optuna (>= 4.9 for RetryHeartbeatStaleTrialCallback) and the
         # PostgreSQL driver SQLAlchemy 2 uses by default, for studies shared across machines.
         'sweep': ['optuna>=4.9', 'psycopg[binary]'],
+        # mpiexec -n N irnn-chainer train --communicator naive: ChainerMN (inside Chainer 7)
+        # needs mpi4py and an MPI library (Debian: openmpi-bin libopenmpi-dev).
+        'mpi': ['mpi4py'],
         'test': ['pytest'],
     },
     entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.cli:main']},

@@ -68,6 +68,9 @@ def add_train_arguments(p):
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
     dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
+    p.add_argument('--communicator', metavar='NAME',
+                   help='data-parallel training with ChainerMN under mpiexec -n N: naive (the CPU '
+                        'communicator); --batchsize is per process (README)')
     p.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
     p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
     p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one')
@@ -190,7 +193,10 @@ def cmd_train(args):
     cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     trainer = train_mod.train(cli, args.out, resume=args.resume, force=args.force,
                               progress=not args.no_progress)
-    log = trainer.get_extension('LogReport').log
+    try:
+        log = trainer.get_extension('LogReport').log
+    except ValueError:  # ranks other than 0 of a data-parallel run keep no log
+        return 0
     if log:
         last = log[-1]
         if 'validation/main/baseline' in last:  # regression (sequences.py)

@@ -18,6 +18,7 @@ from chainer import training
 from chainer.training import extensions
 
 from irnn_chainer import data as data_mod
+from irnn_chainer import distributed as dist
 from irnn_chainer.compat import api
 from irnn_chainer import model as model_mod
 from irnn_chainer import sequences as seq_mod
@@ -30,6 +31,7 @@ DEFAULTS = {
     'data_dir': None, 'dtype': 'float32', 'train_limit': None, 'test_limit': None,
     'impl': 'auto', 'eval_batchsize': 1000, 'device': None, 'log_interval': None,
     'skip_nonfinite': False, 'lr_decay': None, 'lr_decay_every': 10,
+    'communicator': None,  # ChainerMN data parallel under mpiexec (distributed.py)
 }
 DEFAULTS.update(seq_mod.DEFAULTS)  # own data, stacked layers, the adding problem (sequences.py)
 # May differ between a run and its resumption (where to run, how long, how to read data).
@@ -305,15 +307,45 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         raise UsageError('%s already holds a run: use --resume %s to continue it, or --force to '
                          'start over in it' % (out, out))
     cfg = resolve_config(cli, saved)
-    os.makedirs(out, exist_ok=True)
-    if saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
+    comm = None
+    if cfg['communicator']:  # data parallel: every rank runs this function (distributed.py)
+        try:
+            comm = dist.create_communicator(cfg['communicator'])
+        except dist.DistributedError as e:
+            raise UsageError(str(e))
+        if saved and saved.get('workers', 1) != comm.size:
+            raise UsageError('--resume: the run trained with %d processes and this has %d; resume '
+                             'it with mpiexec -n %d' % (saved.get('workers', 1), comm.size,
+                                                        saved.get('workers', 1)))
+        if not dist.is_root(comm):  # rank 0 alone prints and writes files
+            log, progress = dist.quiet, False
+    root = dist.is_root(comm)
+    if root:
+        os.makedirs(out, exist_ok=True)
+    if root and saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
         # resuming into a new folder: carry the permutation along
         src = os.path.join(os.path.dirname(os.path.abspath(snapshot)), PERMUTATION_FILE)
         if os.path.exists(src):
             np.save(os.path.join(out, PERMUTATION_FILE), np.load(src))
     device = api.get_device(cfg['device'])
 
-    train_set, test_set, source = load_data(cfg, out, log=log)
+    if comm is None:
+        train_set, test_set, source = load_data(cfg, out, log=log)
+        n_train = len(train_set)
+    else:
+        # rank 0 reads the data (and any error in it is every rank's), then scatters slices
+        loaded, error = (None, None), None
+        if root:
+            try:
+                loaded = load_data(cfg, out, log=log)
+            except (data_mod.DataError, UsageError) as e:
+                error = e
+        error = dist.agree(comm, error)
+        if error is not None:
+            raise error
+        train_set, test_set, source = loaded if root else (None, None, None)
+        n_train = dist.agree(comm, len(train_set) if root else None)
+        train_set, test_set = dist.scatter(train_set, comm), dist.scatter(test_set, comm)
     model = build_model(cfg)
     api.to_device(model, device)
     optimizer = api.setup_optimizer(make_optimizer(cfg), model)
@@ -321,6 +353,8 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         optimizer.add_hook(SkipNonFinite())  # before clipping: hooks run in the order added
     if cfg['clip']:
         optimizer.add_hook(api.gradient_clipping(cfg['clip']))
+    if comm is not None:  # gradients averaged over the ranks before the hooks and the step
+        optimizer = dist.multi_node_optimizer(optimizer, model, comm)
 
     train_iter = ShuffledIterator(train_set, cfg['batchsize'], seed=cfg['seed'])
     test_iter = chainer.iterators.SerialIterator(test_set, cfg['eval_batchsize'], repeat=False, shuffle=False)
@@ -338,6 +372,10 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     stop_trigger = _StopTrigger(chainer.training.triggers.IntervalTrigger(*stop))
     trainer = training.Trainer(updater, stop_trigger, out=out)
 
+    def extend_root(extension, **kwargs):  # logs, plots, snapshots: rank 0 only
+        if root:
+            trainer.extend(extension, **kwargs)
+
     def interval():
         # Every epoch (or the whole run, when shorter), and at the last iteration too, so a
         # run of --iteration N always ends with a test evaluation. Triggers keep state:
@@ -345,20 +383,23 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         return _IntervalOrEnd(every, stop)
 
     snapshot_ext = extensions.snapshot(filename=SNAPSHOT_PREFIX + '{.updater.iteration}', n_retains=2)
-    trainer.extend(extensions.Evaluator(test_iter, model, converter=convert, device=device), trigger=interval())
-    trainer.extend(extensions.LogReport(trigger=interval()))
-    trainer.extend(snapshot_ext, trigger=interval())
+    evaluator = extensions.Evaluator(test_iter, model, converter=convert, device=device)
+    if comm is not None:  # each rank evaluates its slice; the results are averaged
+        evaluator = dist.multi_node_evaluator(evaluator, comm)
+    trainer.extend(evaluator, trigger=interval())
+    extend_root(extensions.LogReport(trigger=interval()))
+    extend_root(snapshot_ext, trigger=interval())
     x_key = every[1]
-    trainer.extend(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval(),
+    extend_root(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval(),
                                          file_name='loss.png'))
     if cfg.get('task') == 'regression':  # MSE and its constant-prediction baseline (sequences.py)
-        trainer.extend(extensions.PrintReport(
+        extend_root(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'validation/main/loss', 'validation/main/baseline',
              'elapsed_time'], out=table_out or sys.stdout), trigger=interval())
     else:
-        trainer.extend(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
+        extend_root(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
                                              trigger=interval(), file_name='accuracy.png'))
-        trainer.extend(extensions.PrintReport(
+        extend_root(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
              'validation/main/accuracy', 'elapsed_time'], out=table_out or sys.stdout), trigger=interval())
     if cfg['lr_decay']:
@@ -366,25 +407,29 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
         trainer.extend(extensions.ExponentialShift(attr, cfg['lr_decay']),
                        trigger=(cfg['lr_decay_every'], 'epoch'))
-        trainer.extend(extensions.observe_value(
+        extend_root(extensions.observe_value(
             'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
-    if progress:
+    if progress and root:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 
     for ext in extra_extensions:
         trainer.extend(ext)
 
-    if snapshot:
+    if snapshot:  # under MPI every rank loads rank 0's snapshot (why that is exact: distributed.py)
         chainer.serializers.load_npz(snapshot, trainer)
         log('resumed from %s at epoch %d, iteration %d' % (snapshot, updater.epoch, updater.iteration))
     impl = resolve_impl(cfg)
-    cfg_out = dict(cfg, impl_used=impl, device_used=str(device), source=source, per_epoch=per_epoch,
-                   train_size=len(train_set), test_size=len(test_set), versions=api.versions())
-    write_json(os.path.join(out, CONFIG_FILE), cfg_out)
-    log('training: %s%s, %d sequences, %d iterations per epoch (batch %d), stop at %d %s(s); %s lr %g, '
+    workers = dist.size(comm)
+    if root:
+        cfg_out = dict(cfg, impl_used=impl, device_used=str(device), source=source, per_epoch=per_epoch,
+                       train_size=n_train, test_size=len(test_set) * workers, workers=workers,
+                       versions=api.versions())
+        write_json(os.path.join(out, CONFIG_FILE), cfg_out)
+    log('training: %s%s, %d sequences, %d iterations per epoch (batch %d%s), stop at %d %s(s); %s lr %g, '
         'clip %s, %s, %s, device %s -> %s'
-        % (cfg['model'], ' (permuted)' if cfg['permute'] else '', len(train_set), per_epoch,
-           cfg['batchsize'], stop[0], stop[1], cfg['optimizer'], cfg['lr'], cfg['clip'] or 'off',
+        % (cfg['model'], ' (permuted)' if cfg['permute'] else '', n_train, per_epoch, cfg['batchsize'],
+           ' per process x %d processes = %d' % (workers, workers * cfg['batchsize']) if comm else '',
+           stop[0], stop[1], cfg['optimizer'], cfg['lr'], cfg['clip'] or 'off',
            cfg['dtype'], impl, device, out))
 
     previous = signal.getsignal(signal.SIGINT)
@@ -396,16 +441,21 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         sys.stderr.write('\nCtrl-C: stopping after this update and saving a snapshot '
                          '(press again to abort)\n')
 
-    in_main_thread = True
-    try:
-        signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        in_main_thread = False
+    # Under MPI a rank that stopped alone would leave the others waiting in the all-reduce:
+    # there Ctrl-C ends the job (mpiexec), and --resume continues from the last snapshot.
+    in_main_thread = comm is None
+    if in_main_thread:
+        try:
+            signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not the main thread
+            in_main_thread = False
     try:
         api.run_trainer(trainer, quiet_errors=bool(extra_extensions))
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
+    if not root:
+        return trainer
     # Always end with a snapshot of the last iteration, so --resume continues from here.
     if not os.path.exists(os.path.join(out, SNAPSHOT_PREFIX + str(updater.iteration))):
         snapshot_ext(trainer)
