@@ -137,3 +137,76 @@ def irnn_recurrence(ids, E, W, b, return_sequence=False, activation='relu'):
     y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep,
                         activation=activation).apply(inputs)
     return y
+
+
+# ---------------------------------------------------------------------------------------
+# The LSTM baseline: Chainer's L.LSTM over E[ids_t], the whole sequence as one node.
+# ---------------------------------------------------------------------------------------
+
+class LSTMRecurrence(function_node.FunctionNode):
+    """Inputs (G, U): G = E Wu^T + bu (V, 4H), the ``upward`` Linear applied to every
+    embedding row, and U = ``lateral.W`` (4H, H); output h_T (B, H) of Chainer's LSTM
+    (gates interleaved as in ``F.lstm``) from zero state. ``ids`` (B, T) go to the
+    constructor. NumPy only (:mod:`irnn_chainer.kernels.lstm_numpy`)."""
+
+    def __init__(self, ids, keep=True):
+        self.ids = ids
+        self.keep = keep
+        self.saved = None
+
+    def check_type_forward(self, in_types):
+        type_check._argname(in_types, ('G', 'U'))
+        G, U = in_types
+        type_check.expect(G.dtype.kind == 'f', G.ndim == 2, U.ndim == 2, U.dtype == G.dtype,
+                          U.shape[0] == G.shape[1], U.shape[0] == 4 * U.shape[1])
+
+    def forward(self, inputs):
+        G, U = inputs
+        xp = _xp(self.ids, G, U)
+        if _is_cupy(xp):
+            raise NotImplementedError('the fused LSTM has a NumPy kernel only; use impl=\'stepwise\' '
+                                      'on the GPU')
+        from irnn_chainer.kernels import lstm_numpy
+        self.ids = xp.ascontiguousarray(self.ids, dtype=xp.int32)
+        self.n_vocab = G.shape[0]
+        self.saved, hT = lstm_numpy.forward(self.ids, xp.ascontiguousarray(G), xp.ascontiguousarray(U),
+                                            self.keep)
+        if self.keep:
+            self.retain_inputs((1,))
+        return hT,
+
+    def backward(self, indexes, grad_outputs):
+        gy, = grad_outputs
+        if gy is None:
+            return None, None
+        if self.saved is None:
+            raise RuntimeError('LSTMRecurrence: backward after a forward that kept no states')
+        U, = self.get_retained_inputs()
+        return LSTMRecurrenceGrad(self).apply((U, gy))
+
+
+class LSTMRecurrenceGrad(function_node.FunctionNode):
+    """(U, dL/dh_T) -> (dG, dU) of an :class:`LSTMRecurrence`; not differentiable."""
+
+    def __init__(self, fwd):
+        self.fwd = fwd
+
+    def forward(self, inputs):
+        from irnn_chainer.kernels import lstm_numpy
+        U, gy = inputs
+        fwd = self.fwd
+        return lstm_numpy.backward(fwd.ids, fwd.saved, U, gy, fwd.n_vocab)
+
+    def backward(self, indexes, grad_outputs):
+        raise NotImplementedError('double backprop through the fused LSTM is not supported')
+
+
+def lstm_recurrence(ids, G, U):
+    """h_T (B, H) of Chainer's LSTM over the rows ``G[ids[:, t]]`` (see LSTMRecurrence)."""
+    if isinstance(ids, chainer.Variable):
+        ids = ids.array
+    inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
+              for x in (G, U)]
+    keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
+    y, = LSTMRecurrence(ids, keep=keep).apply(inputs)
+    return y

@@ -94,8 +94,8 @@ class LSTM(chainer.Chain):
 
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
         super(LSTM, self).__init__()
-        if impl != 'stepwise':
-            raise ValueError("impl: the LSTM runs stepwise only, got %r" % impl)
+        if impl not in IMPLS:
+            raise ValueError('impl: expected one of %s, got %r' % (', '.join(IMPLS), impl))
         self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
         normal = initializers.Normal(init_std)
         api.register_links(
@@ -107,6 +107,11 @@ class LSTM(chainer.Chain):
 
     def forward(self, x):
         x = check_ids(x, self.n_in)
+        if self.impl == 'fused':  # one node: upward(E) as a table, then the fused recurrence
+            from irnn_chainer.fused import lstm_recurrence
+            up = self.lstm.upward
+            h = lstm_recurrence(x, F.linear(self.pixel_to_h.W, up.W, up.b), self.lstm.lateral.W)
+            return self.h_to_y(h)
         xs = self.xp.ascontiguousarray(x.T)
         self.lstm.reset_state()
         for t in range(xs.shape[0]):
@@ -123,7 +128,7 @@ MODELS = {
     'irnn': (IRNN, {}, True),
     'rnn-relu': (RNN, {'activation': 'relu', 'recurrent_init': 'normal'}, True),
     'rnn-tanh': (RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, True),
-    'lstm': (LSTM, {}, False),
+    'lstm': (LSTM, {}, True),
 }
 
 

@@ -196,6 +196,47 @@ def test_unknown_activation_is_refused(kernel):
         irnn_recurrence(ids, E, W, b, activation='sigmoid')
 
 
+# ------------------------------------------------------------------ LSTM (the baseline)
+
+@pytest.mark.parametrize('dtype, T, tol', [(np.float64, 1, 1e-12), (np.float64, 9, 1e-12),
+                                           (np.float32, 784, 1e-5)])
+def test_lstm_fused_matches_chainer_lstm(dtype, T, tol):
+    """The fused LSTM against the model's stepwise path: Chainer's own L.LSTM, step by step."""
+    from irnn_chainer.compat import api
+    from irnn_chainer.model import build
+    rng = np.random.RandomState(T)
+    ref = api.build_in_dtype(lambda: build('lstm', n_units=12), np.dtype(dtype).name)
+    for p in ref.params():
+        p.array[...] = rng.normal(0, 0.4, p.shape)
+    fused_model = api.build_in_dtype(lambda: build('lstm', n_units=12, impl='fused'), np.dtype(dtype).name)
+    fused_model.copyparams(ref)
+    ids = rng.randint(0, 256, (6, T)).astype(np.int32)
+    labels = rng.randint(0, 10, 6).astype(np.int32)
+    out = []
+    for m in (ref, fused_model):
+        m.cleargrads()
+        y = m(ids)
+        F.softmax_cross_entropy(y, labels).backward()
+        # (with T = 1 Chainer's L.LSTM never applies lateral: no gradient, i.e. zeros)
+        out.append((y.array, {n: np.zeros_like(p.array) if p.grad is None else p.grad.copy()
+                              for n, p in m.namedparams()}))
+    assert_close(out[1][0], out[0][0], tol, 'y')
+    for name, g in out[0][1].items():
+        assert_close(out[1][1][name], g, tol, name)
+    assert np.abs(out[0][1]['/lstm/lateral/W']).max() > 0 or T == 1
+
+
+def test_lstm_check_backward():
+    from irnn_chainer.fused import lstm_recurrence
+    rng = np.random.default_rng(2)
+    H, Vs = 3, 5
+    G, U = rng.normal(0, 1, (Vs, 4 * H)), rng.normal(0, 0.5, (4 * H, H))
+    ids = rng.integers(0, Vs, (2, 5)).astype(np.int32)
+    gy = rng.normal(size=(2, H))
+    gradient_check.check_backward(lambda G, U: lstm_recurrence(ids, G, U), (G, U), gy,
+                                  eps=1e-6, atol=1e-7, rtol=1e-6, dtype=np.float64)
+
+
 def spy_nodes(monkeypatch):
     nodes = []
     orig = IRNNRecurrence.forward
