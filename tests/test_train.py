@@ -200,3 +200,7 @@ def test_fast_preset_carries_its_decay_and_flags_override_it():
     assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
     # the other presets do not decay
     assert train_mod.resolve_config({'preset': 'blog'})['lr_decay'] is None
+    # on permuted MNIST fast takes the rate that did not blow up there
+    cfg = train_mod.resolve_config({'preset': 'fast', 'permute': True})
+    assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer']) == (3e-5, None, 'rmsprop')
+    assert train_mod.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
