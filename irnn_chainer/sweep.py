@@ -373,6 +373,7 @@ def plot(trials, path, maximize):
     reported value of pruned ones against the parameter."""
     import matplotlib
     matplotlib.use('Agg')
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
     names = sorted({k for t in trials for k in t.params})
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4 * max(1, len(names)), 3.4), squeeze=False)
@@ -395,6 +396,7 @@ def plot(trials, path, maximize):
         if values and all(isinstance(v, (int, float)) for v in values) and min(values) > 0 \
                 and max(values) / min(values) > 20:
             ax.set_xscale('log')
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no overlapping labels
         ax.set_xlabel(name)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
