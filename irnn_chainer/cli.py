@@ -68,6 +68,9 @@ def add_train_arguments(p):
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
     dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
+    p.add_argument('--init-from', metavar='RUN', type=os.path.abspath,
+                   help='start from the weights of another run (its folder, a snapshot or '
+                        'model.npz) with this run\'s settings and a fresh optimizer')
     p.add_argument('--communicator', metavar='NAME',
                    help='data-parallel training with ChainerMN under mpiexec -n N: naive (the CPU '
                         'communicator); --batchsize is per process (README)')

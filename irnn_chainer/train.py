@@ -32,6 +32,7 @@ DEFAULTS = {
     'impl': 'auto', 'eval_batchsize': 1000, 'device': None, 'log_interval': None,
     'skip_nonfinite': False, 'lr_decay': None, 'lr_decay_every': 10,
     'communicator': None,  # ChainerMN data parallel under mpiexec (distributed.py)
+    'init_from': None,     # start from another run's weights (a new run: fresh optimizer)
 }
 DEFAULTS.update(seq_mod.DEFAULTS)  # own data, stacked layers, the adding problem (sequences.py)
 # May differ between a run and its resumption (where to run, how long, how to read data).
@@ -230,6 +231,28 @@ def resolve_impl(cfg):
     return 'fused'
 
 
+def init_weights(model, path, log=print):
+    """Load the weights of another run (its folder, a snapshot or a model.npz) into
+    ``model``: a new run that starts where that one was, with its own settings."""
+    source = path
+    if os.path.isdir(path):
+        source = os.path.join(path, MODEL_FILE)
+        if not os.path.exists(source):
+            source = find_snapshot(path)
+    if not os.path.exists(source):
+        raise UsageError('--init-from: expected a run folder, snapshot or model.npz, got %r (not found)' % path)
+    try:
+        if os.path.basename(source).startswith(SNAPSHOT_PREFIX):
+            api.load_npz(source, model, path_in_file='updater/model:main/')
+        else:
+            api.load_npz(source, model.predictor)
+    except (KeyError, ValueError) as e:
+        raise UsageError('--init-from %s: its weights do not fit this model (%s); give the same '
+                         '--model, --unit and layers' % (source, str(e).splitlines()[0][:120]))
+    log('initial weights from %s' % source)
+    return source
+
+
 def build_model(cfg):
     """The classifier (model + softmax cross-entropy + accuracy) in the run's dtype."""
     if seq_mod.uses_sequence_model(cfg):  # own data / --layers: SequenceRNN (+ Regressor)
@@ -328,9 +351,15 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     root = dist.is_root(comm)
     if root:
         os.makedirs(out, exist_ok=True)
-    if root and saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
-        # resuming into a new folder: carry the permutation along
-        src = os.path.join(os.path.dirname(os.path.abspath(snapshot)), PERMUTATION_FILE)
+    origin = None
+    if saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
+        origin = os.path.dirname(os.path.abspath(snapshot))  # resuming into a new folder
+    elif not saved and cfg['init_from']:
+        origin = cfg['init_from'] if os.path.isdir(cfg['init_from']) else os.path.dirname(
+            os.path.abspath(cfg['init_from']))
+    if root and origin and not os.path.exists(os.path.join(out, PERMUTATION_FILE)):
+        # carry the pixel permutation along: the weights were trained on that one
+        src = os.path.join(origin, PERMUTATION_FILE)
         if os.path.exists(src):
             np.save(os.path.join(out, PERMUTATION_FILE), np.load(src))
     device = api.get_device(cfg['device'])
@@ -353,6 +382,8 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         n_train = dist.agree(comm, len(train_set) if root else None)
         train_set, test_set = dist.scatter(train_set, comm), dist.scatter(test_set, comm)
     model = build_model(cfg)
+    if cfg['init_from'] and not snapshot:
+        init_weights(model, cfg['init_from'], log=log)
     api.to_device(model, device)
     optimizer = api.setup_optimizer(make_optimizer(cfg), model)
     if cfg['skip_nonfinite']:

@@ -204,3 +204,33 @@ def test_fast_preset_carries_its_decay_and_flags_override_it():
     cfg = train_mod.resolve_config({'preset': 'fast', 'permute': True})
     assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer']) == (3e-5, None, 'rmsprop')
     assert train_mod.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
+
+
+def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
+    a = str(tmp_path / 'a')
+    train_mod.train(dict(SMALL, permute=True, iteration=4), a, progress=False, log=quiet)
+    # from the folder (its model.npz) and from a snapshot: the same weights as run a ended with
+    ended = np.load(os.path.join(a, 'model.npz'))
+    for source in (a, os.path.join(a, 'snapshot_iter_4')):
+        model = train_mod.build_model(train_mod.resolve_config(dict(SMALL)))
+        train_mod.init_weights(model, source, log=quiet)
+        for name, p in model.predictor.namedparams():
+            np.testing.assert_array_equal(p.array, ended[name.lstrip('/')], err_msg=name)
+    # a run started from it keeps a's pixel permutation and its own settings and optimizer
+    b = str(tmp_path / 'b')
+    lines = []
+    # (another seed: its own permutation would differ; the weights need a's)
+    t = train_mod.train(dict(SMALL, permute=True, iteration=1, init_from=a, optimizer='rmsprop', lr=1e-4,
+                             seed=4),
+                        b, progress=False, log=lines.append)
+    assert any(l.startswith('initial weights from') for l in lines)
+    np.testing.assert_array_equal(np.load(os.path.join(a, 'permutation.npy')),
+                                  np.load(os.path.join(b, 'permutation.npy')))
+    assert t.updater.iteration == 1 and json.load(open(os.path.join(b, 'config.json')))['init_from'] == a
+    # weights that do not fit, and a missing source: one-line usage errors
+    with pytest.raises(train_mod.UsageError, match='do not fit this model'):
+        train_mod.train(dict(SMALL, unit=5, iteration=1, init_from=a), str(tmp_path / 'c'),
+                        progress=False, log=quiet)
+    with pytest.raises(train_mod.UsageError, match='not found'):
+        train_mod.train(dict(SMALL, iteration=1, init_from=str(tmp_path / 'nope.npz')),
+                        str(tmp_path / 'd'), progress=False, log=quiet)
