@@ -50,9 +50,13 @@ def summarise(run, window=5):
     model = cfg.get('model', 'irnn')
     paper = PAPER.get((model, task))
     s = {'name': run['name'], 'model': model, 'task': task, 'paper': paper,
-         'setting': '%s%s lr %g, clip %s, batch %s, %s' % (
+         'setting': '%s%s lr %g%s, clip %s, batch %s, %s%s' % (
              (cfg['preset'] + ': ') if cfg.get('preset') else '', cfg.get('optimizer', 'sgd'),
-             cfg.get('lr', 1e-8), cfg.get('clip') or 'off', cfg.get('batchsize'), cfg.get('dtype', 'float32')),
+             cfg.get('lr', 1e-8),
+             ' x %g every %d epochs' % (cfg['lr_decay'], cfg.get('lr_decay_every', 10))
+             if cfg.get('lr_decay') else '',
+             cfg.get('clip') or 'off', cfg.get('batchsize'), cfg.get('dtype', 'float32'),
+             '; from the weights of %s' % _short(cfg['init_from']) if cfg.get('init_from') else ''),
          'device': cfg.get('device_used', cfg.get('device') or '@numpy'),
          'data': '%s train / %s test' % (cfg.get('train_size', '?'), cfg.get('test_size', '?')),
          'best': None, 'final': None, 'epochs': 0, 'iterations': 0, 'time': None, 'projection': ''}
@@ -82,6 +86,13 @@ def summarise(run, window=5):
         else:
             s['projection'] = 'too few evaluations to project'
     return s
+
+
+def _short(path):
+    """'run/snapshot_iter_N' of a path, enough to find the run it names."""
+    parts = os.path.normpath(path).split(os.sep)
+    return '/'.join(parts[-2:]) if parts[-1].startswith('snapshot_iter_') or parts[-1].endswith('.npz') \
+        else parts[-1]
 
 
 def _summarise_regression(run):

@@ -27,7 +27,8 @@ def test_report_table_plots_and_projection(tmp_path):
                                           'clip': 1.0, 'batchsize': 16, 'preset': 'fast'},
                  [record(1, 0.50, 3600), record(2, 0.60, 7200), record(3, 0.70, 10800)])
     b = make_run(tmp_path, 'lstm-perm', {'model': 'lstm', 'permute': True, 'optimizer': 'sgd', 'lr': 0.01,
-                                         'clip': 1.0, 'batchsize': 16},
+                                         'clip': 1.0, 'batchsize': 16, 'lr_decay': 0.5, 'lr_decay_every': 8,
+                                         'init_from': '/x/runs/old-run/snapshot_iter_300'},
                  [record(1, 0.40, 100), record(2, 0.30, 200)])
     out = str(tmp_path / 'rep')
     path, rows = report.write_report([a, b], out)
@@ -40,6 +41,8 @@ def test_report_table_plots_and_projection(tmp_path):
     assert '+10.00 points/h' in ra['projection'] and '2.7 h more' in ra['projection']
     assert (rb['task'], rb['paper'], rb['best']) == ('permuted', 36.0, pytest.approx(40.0))
     assert rb['projection'] == ''  # above the paper's 36 %: nothing to project
+    assert rb['setting'] == ('sgd lr 0.01 x 0.5 every 8 epochs, clip 1.0, batch 16, float32; '
+                             'from the weights of old-run/snapshot_iter_300')
     text = open(path).read()
     assert '| irnn-pixel | irnn | pixel |' in text and '97.00 %' in text and '70.00 %' in text
     assert 'accuracy.png' in text
