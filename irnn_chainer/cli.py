@@ -235,6 +235,9 @@ def cmd_sweep(args):
     if args.resume or args.force:
         raise sweep.SweepError('--%s does not apply to a sweep: run the same sweep command again to '
                                'continue a study' % ('resume' if args.resume else 'force'))
+    if args.communicator:
+        raise sweep.SweepError('--communicator does not apply to a sweep: run more sweep workers '
+                               'instead (each trial is one process)')
     if args.summary:
         sweep.summary(args.study, args.storage, args.out, top=args.top)
         return 0

@@ -69,6 +69,8 @@ def test_space_file_and_sweep_flag_conflicts(tmp_path, capsys):
     assert '--lr is both given as a flag and swept' in capsys.readouterr().err
     assert main(['sweep', '--resume', 'x'] + TINY) == 2
     assert '--resume does not apply to a sweep' in capsys.readouterr().err
+    assert main(['sweep', '--communicator', 'naive'] + TINY) == 2
+    assert '--communicator does not apply to a sweep' in capsys.readouterr().err
 
 
 def test_the_example_space_file_is_valid():
