@@ -520,3 +520,28 @@ def test_cli_adding_run_prints_mse_and_baseline(tmp_path):
     code, stdout, err = run_cli('evaluate', out)
     assert code == 0, err
     assert 'test MSE' in stdout and 'on 32 sequences' in stdout
+
+
+@needs_fused
+@pytest.mark.parametrize('input, n_in', [('real', 3), ('ids', 6)])
+def test_tanh_layers_fused_equal_stepwise(input, n_in):
+    """Stacked tanh layers (--model rnn-tanh --layers ...): the fused recurrence against
+    Chainer's stepwise F.tanh graph, outputs and every gradient."""
+    rng = np.random.RandomState(4)
+    a = build((5, 4), n_in, 3, input, 'stepwise', activation='tanh', recurrent_init='normal')
+    randomise(a, rng)
+    b = build((5, 4), n_in, 3, input, 'fused', activation='tanh', recurrent_init='normal')
+    b.copyparams(a)
+    x = rng.normal(size=(4, 9, n_in)) if input == 'real' else rng.randint(0, n_in, (4, 9)).astype(np.int32)
+    gy = rng.normal(size=(4, 3))
+    grads = []
+    for m in (a, b):
+        y = m(x)
+        y.grad = gy
+        m.cleargrads()
+        y.backward()
+        grads.append((y.array, {name: p.grad.copy() for name, p in m.namedparams()}))
+    np.testing.assert_allclose(grads[1][0], grads[0][0], rtol=1e-10, atol=1e-12)
+    assert (grads[0][0] != 0).all()
+    for name, g in grads[0][1].items():
+        np.testing.assert_allclose(grads[1][1][name], g, rtol=1e-9, atol=1e-12, err_msg=name)

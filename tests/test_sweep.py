@@ -33,6 +33,16 @@ def last_accuracy(run_dir):
     return [e['validation/main/accuracy'] for e in log if 'validation/main/accuracy' in e][-1]
 
 
+def wait_for_a_snapshot(worker, trial_dir, seconds=300):
+    """Wait until the worker's trial folder holds a snapshot (the worker still running)."""
+    deadline = time.time() + seconds
+    while not (os.path.isdir(trial_dir) and any(f.startswith('snapshot_iter_') for f in os.listdir(trial_dir))):
+        assert worker.poll() is None, worker.communicate()[0]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return trial_dir
+
+
 def worker_cmd(out, storage, *extra):
     return [sys.executable, '-m', 'irnn_chainer', 'sweep', '--out', out, '--storage', storage,
             '--study', 's'] + TINY + list(extra)
@@ -207,12 +217,7 @@ def test_killed_worker_trial_is_requeued_and_resumed_exactly(tmp_path, pg_url):
     cmd = worker_cmd(out, pg_url, '--trials', '1', '--study', 'kill', '--heartbeat', '1') + long_run
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, start_new_session=True)
-    trial0 = os.path.join(out, 'trial-0000')
-    deadline = time.time() + 300
-    while not (os.path.isdir(trial0) and any(f.startswith('snapshot_iter_') for f in os.listdir(trial0))):
-        assert first.poll() is None, first.communicate()[0]
-        assert time.time() < deadline
-        time.sleep(0.05)
+    trial0 = wait_for_a_snapshot(first, os.path.join(out, 'trial-0000'))
     os.killpg(first.pid, signal.SIGKILL)                         # no chance to clean up
     first.communicate()
     killed_at = max(int(f.split('_')[-1]) for f in os.listdir(trial0) if f.startswith('snapshot_iter_'))
@@ -249,12 +254,7 @@ def test_ctrl_c_requeues_the_trial_and_the_next_run_resumes_it(tmp_path):
                      '--epoch', '60', '--train-limit', '160', '--test-limit', '50')
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, start_new_session=True)
-    trial0 = os.path.join(out, 'trial-0000')
-    deadline = time.time() + 300
-    while not (os.path.isdir(trial0) and any(f.startswith('snapshot_iter_') for f in os.listdir(trial0))):
-        assert first.poll() is None, first.communicate()[0]
-        assert time.time() < deadline
-        time.sleep(0.05)
+    trial0 = wait_for_a_snapshot(first, os.path.join(out, 'trial-0000'))
     first.send_signal(signal.SIGINT)
     text = first.communicate(timeout=120)[0]
     assert first.returncode == 0, text
