@@ -22,6 +22,7 @@ from chainer import function_node
 from chainer.utils import type_check
 
 from irnn_chainer import kernels
+from irnn_chainer.kernels import numpy_kernel
 
 
 def _xp(*arrays):
@@ -42,9 +43,7 @@ class IRNNRecurrence(function_node.FunctionNode):
     """
 
     def __init__(self, ids, return_sequence=False, keep=True, activation='relu'):
-        if activation not in ('relu', 'tanh'):
-            raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
-        self.activation = activation
+        self.activation = numpy_kernel.check_activation(activation)
         self.ids = ids
         self.return_sequence = return_sequence
         self.keep = keep
@@ -129,14 +128,22 @@ def irnn_recurrence(ids, E, W, b, return_sequence=False, activation='relu'):
     ``E`` (V, H), ``W`` (H, H), ``b`` (H,): Variables/Parameters or arrays, float32 or
     float64, one dtype. ``return_sequence=True``: every state, (B, T, H).
     """
-    if isinstance(ids, chainer.Variable):
-        ids = ids.array
-    inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
-              for x in (E, W, b)]
-    keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
+    ids, inputs, keep = _prepare(ids, (E, W, b))
     y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep,
                         activation=activation).apply(inputs)
     return y
+
+
+def _prepare(ids, arrays):
+    """ids as an array, the inputs as Variables (arrays given: no gradient), and whether
+    the node must keep its states for backward (a graph is built and something needs a
+    gradient)."""
+    if isinstance(ids, chainer.Variable):
+        ids = ids.array
+    inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
+              for x in arrays]
+    keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
+    return ids, inputs, keep
 
 
 # ---------------------------------------------------------------------------------------
@@ -203,10 +210,6 @@ class LSTMRecurrenceGrad(function_node.FunctionNode):
 
 def lstm_recurrence(ids, G, U):
     """h_T (B, H) of Chainer's LSTM over the rows ``G[ids[:, t]]`` (see LSTMRecurrence)."""
-    if isinstance(ids, chainer.Variable):
-        ids = ids.array
-    inputs = [x if isinstance(x, chainer.Variable) else chainer.Variable(x, requires_grad=False)
-              for x in (G, U)]
-    keep = bool(chainer.config.enable_backprop) and any(x.requires_grad for x in inputs)
+    ids, inputs, keep = _prepare(ids, (G, U))
     y, = LSTMRecurrence(ids, keep=keep).apply(inputs)
     return y

@@ -268,10 +268,11 @@ def run_worker(cli, out, study_name, trials, storage_url=None, space=None, heart
         retried = history[-1] if history else None
         resume = None
         for number in reversed(history):
-            old = os.path.join(out, TRIAL_DIR % number)
-            if os.path.isdir(old) and any(f.startswith(train_mod.SNAPSHOT_PREFIX) for f in os.listdir(old)):
-                resume = old
+            try:
+                resume = train_mod.find_snapshot(os.path.join(out, TRIAL_DIR % number))
                 break
+            except train_mod.UsageError:  # that trial left no snapshot
+                continue
         trial.set_user_attr('out', os.path.abspath(run_dir))
         shown = ', '.join('%s=%s' % (k, '%.3g' % v if isinstance(v, float) else v)
                           for k, v in sorted(params.items()))

@@ -168,8 +168,8 @@ def resolve_config(cli, saved=None):
     if cfg['optimizer'] not in OPTIMIZERS:
         raise UsageError('--optimizer: expected one of %s, got %r' % (', '.join(OPTIMIZERS), cfg['optimizer']))
     if cfg['impl'] == 'fused' and not model_mod.MODELS[cfg['model']][2]:
-        raise UsageError('--impl fused: the fused recurrence covers irnn, rnn-relu and rnn-tanh, '
-                         'not %s (it runs stepwise)' % cfg['model'])
+        raise UsageError('--impl fused: the fused recurrence covers %s, not %s (it runs stepwise)'
+                         % (', '.join(m for m, v in model_mod.MODELS.items() if v[2]), cfg['model']))
     for key in ('batchsize', 'unit', 'eval_batchsize', 'log_interval'):
         if cfg[key] is not None and int(cfg[key]) < 1:
             raise UsageError('--%s: expected a positive integer, got %s' % (key, cfg[key]))

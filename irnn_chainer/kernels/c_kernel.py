@@ -11,17 +11,11 @@ import threading
 import numpy as np
 
 from irnn_chainer.kernels import _irnn_cpu as _ext
+from irnn_chainer.kernels.numpy_kernel import check_activation
 
 name = 'c'
 VECTOR_BYTES = _ext.vector_bytes
 ACTS = {'relu': 0, 'tanh': 1}  # the C side's ACT_RELU, ACT_TANH
-
-
-def _act(activation):
-    try:
-        return ACTS[activation]
-    except KeyError:
-        raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
 
 
 def _padded(a, hp):
@@ -37,7 +31,7 @@ def _hp(h, dtype):
 
 
 def forward(ids, E, W, b, keep, activation='relu'):
-    act = _act(activation)
+    act = ACTS[check_activation(activation)]
     B, T = ids.shape
     V, H = E.shape
     dtype = E.dtype
@@ -82,7 +76,7 @@ def release(buf):
 
 
 def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
-    act = _act(activation)
+    act = ACTS[check_activation(activation)]
     T, B, H = hs.shape
     dtype = hs.dtype
     hp = _hp(H, dtype)

@@ -61,7 +61,8 @@ def forward(ids, G, U, keep):
         i, f, o = g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
         np.multiply(a, i, out=c)
         if t:
-            c += f * (cs[t - 1] if keep else cs[(t - 1) & 1])
+            np.multiply(f, cs[t - 1] if keep else cs[(t - 1) & 1], out=tc)  # tc: scratch here
+            c += tc
         np.tanh(c, out=tc)
         np.multiply(o, tc, out=h)
     hT = h.copy()

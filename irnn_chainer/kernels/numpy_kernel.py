@@ -20,13 +20,15 @@ name = 'numpy'
 ACTIVATIONS = ('relu', 'tanh')
 
 
-def _check(activation):
+def check_activation(activation):
+    """``activation`` if every kernel knows it, else ValueError (the one check of it)."""
     if activation not in ACTIVATIONS:
         raise ValueError("activation: expected 'relu' or 'tanh', got %r" % (activation,))
+    return activation
 
 
 def forward(ids, E, W, b, keep, activation='relu'):
-    _check(activation)
+    check_activation(activation)
     B, T = ids.shape
     H = W.shape[0]
     EB = E + b                      # bias folded into the embedding rows: one add per step less
@@ -55,7 +57,7 @@ def forward(ids, E, W, b, keep, activation='relu'):
 
 
 def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
-    _check(activation)
+    check_activation(activation)
     T, B, H = hs.shape
     dtype = hs.dtype
     dpre = np.empty((T, B, H), dtype=dtype)
