@@ -206,6 +206,17 @@ def test_fast_preset_carries_its_decay_and_flags_override_it():
     assert train_mod.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
 
 
+def test_blog_preset_is_the_blogs_own_run_and_paper_the_papers():
+    # The blog: "std of 0.01; No gradient clipping; The other setting is the same as the paper."
+    cfg = train_mod.resolve_config({'preset': 'blog'})
+    assert (cfg['model'], cfg['optimizer'], cfg['lr'], cfg['batchsize']) == ('irnn', 'sgd', 1e-8, 16)
+    assert (cfg['init_std'], cfg['clip']) == (0.01, 0.0)
+    cfg = train_mod.resolve_config({'preset': 'paper'})
+    assert (cfg['optimizer'], cfg['lr'], cfg['init_std'], cfg['clip']) == ('sgd', 1e-8, 0.001, 1.0)
+    # an explicit flag still wins over the preset
+    assert train_mod.resolve_config({'preset': 'blog', 'clip': 1.0})['clip'] == 1.0
+
+
 def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     a = str(tmp_path / 'a')
     train_mod.train(dict(SMALL, permute=True, iteration=4), a, progress=False, log=quiet)
