@@ -68,6 +68,8 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 
 #define IRNN_INLINE static inline __attribute__((always_inline))
 
+#include "_threads.h"
+
 #define ACT_RELU 0
 #define ACT_TANH 1
 
@@ -139,9 +141,9 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t B, T, H, HP, V;
     PyObject *o_ids, *o_eb, *o_wt, *o_hs, *o_scr, *o_ht;
-    int act = ACT_RELU;
-    if (!PyArg_ParseTuple(args, "innnnnOOOOOO|i", &itemsize, &B, &T, &H, &HP, &V,
-                          &o_ids, &o_eb, &o_wt, &o_hs, &o_scr, &o_ht, &act))
+    int act = ACT_RELU, n_threads = 1;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOO|ii", &itemsize, &B, &T, &H, &HP, &V,
+                          &o_ids, &o_eb, &o_wt, &o_hs, &o_scr, &o_ht, &act, &n_threads))
         return NULL;
     if (act != ACT_RELU && act != ACT_TANH) {
         PyErr_SetString(PyExc_ValueError, "_irnn_cpu.forward: act must be 0 (relu) or 1 (tanh)");
@@ -171,9 +173,9 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     IRNN_FTZ_BEGIN
     if (itemsize == 4)
-        forward_f32(ids, B, T, H, HP, eb, wt, hs, scr, ht, act);
+        forward_f32(ids, B, T, H, HP, eb, wt, hs, scr, ht, act, n_threads);
     else
-        forward_f64(ids, B, T, H, HP, eb, wt, hs, scr, ht, act);
+        forward_f64(ids, B, T, H, HP, eb, wt, hs, scr, ht, act, n_threads);
     IRNN_FTZ_END
     Py_END_ALLOW_THREADS
     bufs_release(&s);
@@ -184,10 +186,10 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t B, T, H, HP, V;
     PyObject *o_ids, *o_wp, *o_hs, *o_gt, *o_gseq, *o_dpre, *o_de, *o_db, *o_carry, *o_dwp;
-    int act = ACT_RELU;
-    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOOO|i", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
+    int act = ACT_RELU, n_threads = 1, rc;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOOOOOO|ii", &itemsize, &B, &T, &H, &HP, &V, &o_ids,
                           &o_wp, &o_hs, &o_gt, &o_gseq, &o_dpre, &o_de, &o_db, &o_carry,
-                          &o_dwp, &act))
+                          &o_dwp, &act, &n_threads))
         return NULL;
     if (act != ACT_RELU && act != ACT_TANH) {
         PyErr_SetString(PyExc_ValueError, "_irnn_cpu.backward: act must be 0 (relu) or 1 (tanh)");
@@ -205,11 +207,11 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
         get_buf(&s, o_hs, 0, T * B * H * itemsize, "hs", &hs) ||
         get_buf(&s, o_gt, 0, B * H * itemsize, "gT", &gt) ||
         get_buf(&s, o_gseq, 0, T * B * H * itemsize, "gseq", &gseq) ||
-        get_buf(&s, o_dpre, 1, T * B * H * itemsize, "dpre", &dpre) ||
+        get_buf(&s, o_dpre, 1, T * B * HP * itemsize, "dpre", &dpre) ||
         get_buf(&s, o_de, 1, V * H * itemsize, "dE", &de) ||
         get_buf(&s, o_db, 1, H * itemsize, "db", &db) ||
         get_buf(&s, o_carry, 1, B * H * itemsize, "carry", &carry) ||
-        get_buf(&s, o_dwp, 1, H * HP * itemsize, "dWp", &dwp)) {
+        get_buf(&s, o_dwp, 1, H * HP * itemsize, "dWT", &dwp)) {
         bufs_release(&s);
         return NULL;
     }
@@ -221,10 +223,40 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     IRNN_FTZ_BEGIN
     if (itemsize == 4)
-        backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act);
+        rc = backward_f32(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act,
+                          n_threads);
     else
-        backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act);
+        rc = backward_f64(ids, B, T, H, HP, V, wp, hs, gt, gseq, dpre, de, db, carry, dwp, act,
+                          n_threads);
     IRNN_FTZ_END
+    Py_END_ALLOW_THREADS
+    bufs_release(&s);
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_tanh(PyObject *self, PyObject *args) {
+    int itemsize;
+    Py_ssize_t n;
+    PyObject *o_in, *o_out;
+    if (!PyArg_ParseTuple(args, "inOO", &itemsize, &n, &o_in, &o_out)) return NULL;
+    if ((itemsize != 4 && itemsize != 8) || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "_irnn_cpu.tanh: bad sizes");
+        return NULL;
+    }
+    BufSet s = {.n = 0};
+    void *in, *out;
+    if (get_buf(&s, o_in, 0, n * itemsize, "in", &in) ||
+        get_buf(&s, o_out, 1, n * itemsize, "out", &out) || !in || !out) {
+        bufs_release(&s);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_irnn_cpu.tanh: None given");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (itemsize == 4)
+        tanh_array_f32(in, out, n);
+    else
+        tanh_array_f64(in, out, n);
     Py_END_ALLOW_THREADS
     bufs_release(&s);
     Py_RETURN_NONE;
@@ -243,10 +275,13 @@ static PyMethodDef methods[] = {
      "set_modes(sparse_forward, sparse_backward) -> the modes now: 1 = sparse row kernel, "
      "0 = blocked dense kernel (both exact; for benchmarks and tests)"},
     {"forward", py_forward, METH_VARARGS,
-     "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT[, act])"},
+     "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT[, act[, threads]])"},
     {"backward", py_backward, METH_VARARGS,
-     "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre, dE, db, "
-     "carry, dWp[, act]) (act: 0 relu, 1 tanh)"},
+     "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre (T, B, HP), "
+     "dE, db, carry, dWT (dW transposed, H x HP)[, act[, threads]]) (act: 0 relu, 1 tanh; threads: split the batch rows, the "
+     "result is the same for any number)"},
+    {"tanh", py_tanh, METH_VARARGS,
+     "tanh(itemsize, n, in, out): out = the kernels' own tanh of in (for the tests)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_irnn_cpu",
@@ -278,42 +313,69 @@ IRNN_INLINE void SUF(vstore)(REAL *p, VEC v, Py_ssize_t n) {
         memcpy(p, &v, (size_t)n * sizeof(REAL));
 }
 
+#include "_vmath.h"
+
 /* out[r, :HP] = act(init[r] + sum_k in[r * in_rs + k * in_ks] * M[k * m_stride + :HP])
- * for rb rows, one vector of columns at a time, the rb accumulators in registers.
- * init[r]: row pointers (NULL: start from 0). Stores write the first n_out columns of
- * each out row (stride out_stride). Reads of M may run past column n_out of a row up to
+ * for rb rows, NV (1 or 2) vectors of columns at a time, the rb x NV accumulators in
+ * registers: per k, NV loads of M and rb broadcasts of the input feed rb x NV FMAs (two
+ * vectors per pass halve the broadcasts per FMA, which bound the one-vector loop). Every
+ * output element sums over k in the same order whatever rb and NV, so the blocking changes
+ * no bit. init[r]: row pointers (NULL: start from 0). Stores write the first n_out columns
+ * of each out row (stride out_stride). Reads of M may run past column n_out of a row up to
  * the next multiple of VL (callers make sure that memory exists). relu when do_relu. */
+IRNN_INLINE void SUF(rows_block)(const int rb, const int NV, Py_ssize_t jc,
+                                 const REAL *const *init, const REAL *in, Py_ssize_t in_rs,
+                                 Py_ssize_t in_ks, Py_ssize_t K, const REAL *M,
+                                 Py_ssize_t m_stride, REAL *out, Py_ssize_t out_stride,
+                                 Py_ssize_t n_out, int do_relu) {
+    VEC acc[2][IRNN_RB];
+#pragma GCC unroll 2
+    for (int c = 0; c < NV; c++)
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++)
+            acc[c][r] = init ? SUF(vload)(init[r] + jc + c * VL) : (VEC){0};
+    if (in) {
+        const REAL *m = M + jc;
+        const REAL *x = in;
+        for (Py_ssize_t k = 0; k < K; k++, m += m_stride, x += in_ks) {
+            VEC w[2];
+#pragma GCC unroll 2
+            for (int c = 0; c < NV; c++) w[c] = SUF(vload)(m + c * VL);
+#pragma GCC unroll 16
+            for (int r = 0; r < rb; r++) {
+                const REAL xr = x[r * in_rs];
+#pragma GCC unroll 2
+                for (int c = 0; c < NV; c++) acc[c][r] += xr * w[c];
+            }
+        }
+    }
+    if (do_relu) {
+        const VEC zero = (VEC){0};
+#pragma GCC unroll 2
+        for (int c = 0; c < NV; c++)
+#pragma GCC unroll 16
+            for (int r = 0; r < rb; r++)
+                acc[c][r] = (VEC)((IVEC)acc[c][r] & (IVEC)(acc[c][r] > zero));
+    }
+#pragma GCC unroll 2
+    for (int c = 0; c < NV; c++)
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++)
+            SUF(vstore)(out + r * out_stride + jc + c * VL, acc[c][r], n_out - jc - c * VL);
+}
+
 IRNN_INLINE void SUF(rows_product)(const int rb, const REAL *const *init, const REAL *in,
                                    Py_ssize_t in_rs, Py_ssize_t in_ks, Py_ssize_t K,
                                    const REAL *M, Py_ssize_t m_stride, Py_ssize_t HP,
                                    REAL *out, Py_ssize_t out_stride, Py_ssize_t n_out,
                                    int do_relu) {
-    for (Py_ssize_t jc = 0; jc < HP; jc += VL) {
-        VEC acc[IRNN_RB];
-#pragma GCC unroll 16
-        for (int r = 0; r < rb; r++) {
-            if (init)
-                acc[r] = SUF(vload)(init[r] + jc);
-            else
-                acc[r] = (VEC){0};
-        }
-        if (in) {
-            const REAL *m = M + jc;
-            const REAL *x = in;
-            for (Py_ssize_t k = 0; k < K; k++, m += m_stride, x += in_ks) {
-                VEC w = SUF(vload)(m);
-#pragma GCC unroll 16
-                for (int r = 0; r < rb; r++) acc[r] += x[r * in_rs] * w;
-            }
-        }
-        if (do_relu) {
-            const VEC zero = (VEC){0};
-#pragma GCC unroll 16
-            for (int r = 0; r < rb; r++) acc[r] = (VEC)((IVEC)acc[r] & (IVEC)(acc[r] > zero));
-        }
-#pragma GCC unroll 16
-        for (int r = 0; r < rb; r++) SUF(vstore)(out + r * out_stride + jc, acc[r], n_out - jc);
-    }
+    Py_ssize_t jc = 0;
+    for (; jc + 2 * VL <= HP; jc += 2 * VL)
+        SUF(rows_block)(rb, 2, jc, init, in, in_rs, in_ks, K, M, m_stride, out, out_stride,
+                        n_out, do_relu);
+    if (jc < HP)
+        SUF(rows_block)(rb, 1, jc, init, in, in_rs, in_ks, K, M, m_stride, out, out_stride,
+                        n_out, do_relu);
 }
 
 /* One row, sparse input: out[:n_out] = act(init + sum_{k: x[k] != 0} x[k] M[k, :HP]).
@@ -363,119 +425,196 @@ IRNN_INLINE void SUF(row_sparse)(const REAL *init, const REAL *x, Py_ssize_t K, 
     }
 }
 
+/* ---- forward: each thread runs all T steps for its blocks of IRNN_RB batch rows (rows do
+ * not interact, so no synchronisation per step, and a row's bits do not depend on which
+ * thread or block computes it). */
+typedef struct {
+    const int32_t *ids;
+    Py_ssize_t B, T, H, HP;
+    const REAL *EB, *WT;
+    REAL *hs, *scratch;
+    int act;
+} SUF(fwd_args);
+
 IRNN_CLONES
-static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
-                         Py_ssize_t HP, const REAL *EB, const REAL *WT, REAL *hs, REAL *scratch,
-                         REAL *hT, int act) {
+static void SUF(forward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(fwd_args) *a = (const SUF(fwd_args) *)p;
+    const Py_ssize_t B = a->B, T = a->T, H = a->H, HP = a->HP, BH = B * H;
+    const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
+    const REAL *EB = a->EB, *WT = a->WT;
+    const int32_t *ids = a->ids;
+    const int relu = a->act == ACT_RELU;
     const REAL *init[IRNN_RB];
-    const Py_ssize_t BH = B * H;
-    const int relu = act == ACT_RELU;
     int32_t *idx = irnn_sparse_fwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *prev = t == 0 ? NULL : (hs ? hs + (t - 1) * BH : scratch + ((t - 1) & 1) * BH);
-        REAL *cur = hs ? hs + t * BH : scratch + (t & 1) * BH;
+        const REAL *prev = t == 0 ? NULL
+                                  : (a->hs ? a->hs + (t - 1) * BH : a->scratch + ((t - 1) & 1) * BH);
+        REAL *cur = a->hs ? a->hs + t * BH : a->scratch + (t & 1) * BH;
         if (idx) {
-            for (Py_ssize_t r = 0; r < B; r++)
+            for (Py_ssize_t r = r0; r < r1; r++)
                 SUF(row_sparse)(EB + (Py_ssize_t)ids[r * T + t] * HP, prev ? prev + r * H : NULL,
                                 H, WT, HP, cur + r * H, H, relu, idx);
         } else {
-            Py_ssize_t r = 0;
-            for (; r + IRNN_RB <= B; r += IRNN_RB) {
+            Py_ssize_t r = r0;
+            for (; r + IRNN_RB <= r1; r += IRNN_RB) {
                 for (int i = 0; i < IRNN_RB; i++)
                     init[i] = EB + (Py_ssize_t)ids[(r + i) * T + t] * HP;
                 SUF(rows_product)(IRNN_RB, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
                                   cur + r * H, H, H, relu);
             }
-            for (; r < B; r++) {
+            for (; r < r1; r++) {
                 init[0] = EB + (Py_ssize_t)ids[r * T + t] * HP;
                 SUF(rows_product)(1, init, prev ? prev + r * H : NULL, H, 1, H, WT, HP, HP,
                                   cur + r * H, H, H, relu);
             }
         }
-        if (!relu)
-            for (Py_ssize_t i = 0; i < BH; i++) cur[i] = TANH(cur[i]);
+        if (!relu) SUF(tanh_inplace)(cur + r0 * H, (r1 - r0) * H);
     }
-    memcpy(hT, hs ? hs + (T - 1) * BH : scratch + ((T - 1) & 1) * BH, (size_t)BH * sizeof(REAL));
     free(idx);
 }
 
-/* dWp[j, :] += sum_n D[n, j] Hm[n, :] for n < N: one product over all timesteps (D: N x H
- * the dpre of steps 1..T-1, Hm: N x H the states of steps 0..T-2, dWp: H x HP padded).
- * Tiled over n so a tile of both stays in L2; reads of Hm rows run up to VL - 1 elements
- * past the row, inside hs (the caller passes Hm = hs[:-1], so the last row's overrun
- * lands in hs[T-1]). */
+static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+                         Py_ssize_t HP, const REAL *EB, const REAL *WT, REAL *hs, REAL *scratch,
+                         REAL *hT, int act, int n_threads) {
+    SUF(fwd_args) a = {ids, B, T, H, HP, EB, WT, hs, scratch, act};
+    irnn_parallel(n_threads, (B + IRNN_RB - 1) / IRNN_RB, SUF(forward_rows), &a);
+    const Py_ssize_t BH = B * H;
+    memcpy(hT, hs ? hs + (T - 1) * BH : scratch + ((T - 1) & 1) * BH, (size_t)BH * sizeof(REAL));
+}
+
+/* dWT[i, :] += sum_n Hm[n, i] D[n, :HP] for n < N and i0 <= i < i1: dW^T as one product
+ * over all timesteps (Hm: N x H the states of steps 0..T-2, D: N x HP the padded dpre of
+ * steps 1..T-1, dWT: H x HP). D's rows are padded to whole vectors, so its vector loads are
+ * aligned and never split a cache line (with rows of H = 100 floats most were split, and
+ * this product ran at a quarter of the forward's speed). Tiled over n so a tile of D stays
+ * in L1/L2; each row i sums over n in the same order whatever the range, so splitting rows
+ * over threads changes no bit. */
 IRNN_CLONES
-static void SUF(weight_grad)(const REAL *D, const REAL *Hm, Py_ssize_t N, Py_ssize_t H,
-                             Py_ssize_t HP, REAL *dWp) {
-    const Py_ssize_t NT = 192;
+static void SUF(weight_grad)(const REAL *Hm, const REAL *D, Py_ssize_t N, Py_ssize_t H,
+                             Py_ssize_t HP, REAL *dWT, Py_ssize_t i0, Py_ssize_t i1) {
+    const Py_ssize_t NT = 64;
     const REAL *init[IRNN_RB];
     for (Py_ssize_t n0 = 0; n0 < N; n0 += NT) {
         const Py_ssize_t nn = N - n0 < NT ? N - n0 : NT;
-        const REAL *Dt = D + n0 * H, *Ht = Hm + n0 * H;
-        Py_ssize_t j = 0;
-        for (; j + IRNN_RB <= H; j += IRNN_RB) {
-            for (int i = 0; i < IRNN_RB; i++) init[i] = dWp + (j + i) * HP;
-            SUF(rows_product)(IRNN_RB, init, Dt + j, 1, H, nn, Ht, H, HP, dWp + j * HP, HP, HP,
+        const REAL *Ht = Hm + n0 * H, *Dt = D + n0 * HP;
+        Py_ssize_t i = i0;
+        for (; i + IRNN_RB <= i1; i += IRNN_RB) {
+            for (int r = 0; r < IRNN_RB; r++) init[r] = dWT + (i + r) * HP;
+            SUF(rows_product)(IRNN_RB, init, Ht + i, 1, H, nn, Dt, HP, HP, dWT + i * HP, HP, HP,
                               0);
         }
-        for (; j < H; j++) {
-            init[0] = dWp + j * HP;
-            SUF(rows_product)(1, init, Dt + j, 1, H, nn, Ht, H, HP, dWp + j * HP, HP, HP, 0);
+        for (; i < i1; i++) {
+            init[0] = dWT + i * HP;
+            SUF(rows_product)(1, init, Ht + i, 1, H, nn, Dt, HP, HP, dWT + i * HP, HP, HP, 0);
         }
     }
 }
 
+/* ---- backward, phase 1: each thread runs the reverse loop for its blocks of batch rows;
+ * each block sums its scatter-add into a partial dE / db of its own (dEu, dbu), summed over
+ * the blocks in block order afterwards: the same bits for any number of threads. dpre rows
+ * are padded to HP (zeros past H) for the dW product. */
+typedef struct {
+    const int32_t *ids;
+    Py_ssize_t B, T, H, HP, V;
+    const REAL *Wp, *hs, *gT, *gseq;
+    REAL *dpre, *dEu, *dbu, *carry, *dWT;
+    int act;
+} SUF(bwd_args);
+
 IRNN_CLONES
-static void SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
-                          Py_ssize_t HP, Py_ssize_t V, const REAL *Wp, const REAL *hs,
-                          const REAL *gT, const REAL *gseq, REAL *dpre, REAL *dE, REAL *db,
-                          REAL *carry, REAL *dWp, int act) {
-    const Py_ssize_t BH = B * H;
+static void SUF(backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(bwd_args) *a = (const SUF(bwd_args) *)p;
+    const Py_ssize_t B = a->B, T = a->T, H = a->H, HP = a->HP, V = a->V, BH = B * H;
+    const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
+    const Py_ssize_t n = (r1 - r0) * H;
+    const int32_t *ids = a->ids;
+    const REAL *Wp = a->Wp;
+    REAL *carry = a->carry;
     int32_t *idx = irnn_sparse_bwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
-    memset(dE, 0, (size_t)(V * H) * sizeof(REAL));
-    memset(db, 0, (size_t)H * sizeof(REAL));
-    memset(dWp, 0, (size_t)(H * HP) * sizeof(REAL));
-    if (gT)
-        memcpy(carry, gT, (size_t)BH * sizeof(REAL));
+    if (a->gT)
+        memcpy(carry + r0 * H, a->gT + r0 * H, (size_t)n * sizeof(REAL));
     else
-        memset(carry, 0, (size_t)BH * sizeof(REAL));
+        memset(carry + r0 * H, 0, (size_t)n * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
-        const REAL *restrict h = hs + t * BH;
-        const REAL *restrict gs = gseq ? gseq + t * BH : NULL;
-        const REAL *restrict c = carry;
-        REAL *restrict d = dpre + t * BH;
-        if (act == ACT_TANH) {
-            if (gs)
-                for (Py_ssize_t i = 0; i < BH; i++) d[i] = (c[i] + gs[i]) * (1 - h[i] * h[i]);
+        REAL *dt = a->dpre + t * B * HP;
+        for (Py_ssize_t b = r0; b < r1; b++) {
+            const REAL *restrict h = a->hs + t * BH + b * H;
+            const REAL *restrict gs = a->gseq ? a->gseq + t * BH + b * H : NULL;
+            const REAL *restrict c = carry + b * H;
+            REAL *restrict d = dt + b * HP;
+            if (a->act == ACT_TANH) {
+                if (gs)
+                    for (Py_ssize_t j = 0; j < H; j++) d[j] = (c[j] + gs[j]) * (1 - h[j] * h[j]);
+                else
+                    for (Py_ssize_t j = 0; j < H; j++) d[j] = c[j] * (1 - h[j] * h[j]);
+            } else if (gs)
+                for (Py_ssize_t j = 0; j < H; j++) d[j] = h[j] > 0 ? c[j] + gs[j] : 0;
             else
-                for (Py_ssize_t i = 0; i < BH; i++) d[i] = c[i] * (1 - h[i] * h[i]);
-        } else if (gs)
-            for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] + gs[i] : 0;
-        else
-            for (Py_ssize_t i = 0; i < BH; i++) d[i] = h[i] > 0 ? c[i] : 0;
-        for (Py_ssize_t b = 0; b < B; b++) {
-            REAL *restrict de = dE + (Py_ssize_t)ids[b * T + t] * H;
-            REAL *restrict dbb = db;
-            const REAL *restrict dr = d + b * H;
-            for (Py_ssize_t j = 0; j < H; j++) de[j] += dr[j];
-            for (Py_ssize_t j = 0; j < H; j++) dbb[j] += dr[j];
+                for (Py_ssize_t j = 0; j < H; j++) d[j] = h[j] > 0 ? c[j] : 0;
+            for (Py_ssize_t j = H; j < HP; j++) d[j] = 0;
+            REAL *restrict de = a->dEu + (b / IRNN_RB) * V * H + (Py_ssize_t)ids[b * T + t] * H;
+            REAL *restrict dbb = a->dbu + (b / IRNN_RB) * H;
+            for (Py_ssize_t j = 0; j < H; j++) de[j] += d[j];
+            for (Py_ssize_t j = 0; j < H; j++) dbb[j] += d[j];
         }
         if (t == 0) break;
         /* carry = d W  (Wp[j, :] = W[j, :], padded) */
         if (idx) {
-            for (Py_ssize_t r = 0; r < B; r++)
-                SUF(row_sparse)(NULL, d + r * H, H, Wp, HP, carry + r * H, H, 0, idx);
+            for (Py_ssize_t r = r0; r < r1; r++)
+                SUF(row_sparse)(NULL, dt + r * HP, H, Wp, HP, carry + r * H, H, 0, idx);
             continue;
         }
-        Py_ssize_t r = 0;
-        for (; r + IRNN_RB <= B; r += IRNN_RB)
-            SUF(rows_product)(IRNN_RB, NULL, d + r * H, H, 1, H, Wp, HP, HP, carry + r * H, H, H,
-                              0);
-        for (; r < B; r++)
-            SUF(rows_product)(1, NULL, d + r * H, H, 1, H, Wp, HP, HP, carry + r * H, H, H, 0);
+        Py_ssize_t r = r0;
+        for (; r + IRNN_RB <= r1; r += IRNN_RB)
+            SUF(rows_product)(IRNN_RB, NULL, dt + r * HP, HP, 1, H, Wp, HP, HP, carry + r * H, H,
+                              H, 0);
+        for (; r < r1; r++)
+            SUF(rows_product)(1, NULL, dt + r * HP, HP, 1, H, Wp, HP, HP, carry + r * H, H, H, 0);
     }
-    if (T > 1) SUF(weight_grad)(dpre + BH, hs, (T - 1) * B, H, HP, dWp);
     free(idx);
+}
+
+/* phase 2: rows of dW^T split over threads (blocks of IRNN_RB rows). */
+static void SUF(weight_grad_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(bwd_args) *a = (const SUF(bwd_args) *)p;
+    const Py_ssize_t H = a->H, i1 = u1 * IRNN_RB < H ? u1 * IRNN_RB : H;
+    SUF(weight_grad)(a->hs, a->dpre + a->B * a->HP, (a->T - 1) * a->B, H, a->HP, a->dWT,
+                     u0 * IRNN_RB, i1);
+}
+
+/* dpre: (T, B, HP); dWT: (H, HP), dW^T padded. Returns 0, or -1 when the partial sums could
+ * not be allocated. */
+static int SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+                         Py_ssize_t HP, Py_ssize_t V, const REAL *Wp, const REAL *hs,
+                         const REAL *gT, const REAL *gseq, REAL *dpre, REAL *dE, REAL *db,
+                         REAL *carry, REAL *dWT, int act, int n_threads) {
+    const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB;
+    REAL *dEu = (REAL *)calloc((size_t)(n_blocks * (V * H + H)), sizeof(REAL));
+    if (!dEu) return -1;
+    REAL *dbu = dEu + n_blocks * V * H;
+    memset(dWT, 0, (size_t)(H * HP) * sizeof(REAL));
+    SUF(bwd_args) a = {ids, B, T, H, HP, V, Wp, hs, gT, gseq, dpre, dEu, dbu, carry, dWT, act};
+    irnn_parallel(n_threads, n_blocks, SUF(backward_rows), &a);
+    if (T > 1) irnn_parallel(n_threads, (H + IRNN_RB - 1) / IRNN_RB, SUF(weight_grad_rows), &a);
+    /* dE, db: the blocks' partials summed in block order */
+    memcpy(dE, dEu, (size_t)(V * H) * sizeof(REAL));
+    memcpy(db, dbu, (size_t)H * sizeof(REAL));
+    for (Py_ssize_t u = 1; u < n_blocks; u++) {
+        const REAL *pe = dEu + u * V * H, *pb = dbu + u * H;
+        for (Py_ssize_t i = 0; i < V * H; i++) dE[i] += pe[i];
+        for (Py_ssize_t j = 0; j < H; j++) db[j] += pb[j];
+    }
+    free(dEu);
+    return 0;
+}
+
+/* For the tests: out[i] = tanh(in[i]) by this kernel's own tanh (SUF(vtanh)), in the
+ * caller's floating-point mode (no flush-to-zero), so subnormals can be checked too. */
+IRNN_CLONES
+static void SUF(tanh_array)(const REAL *in, REAL *out, Py_ssize_t n) {
+    memcpy(out, in, (size_t)n * sizeof(REAL));
+    SUF(tanh_inplace)(out, n);
 }
 
 #endif

@@ -32,9 +32,13 @@ def extension(relative_to=None):
     """The setuptools Extension of the C kernel (``relative_to``: make the source path
     relative to that folder, as setup.py wants; default: absolute)."""
     from setuptools import Extension
-    args = [] if sys.platform == 'win32' else ['-O3', '-std=gnu99', '-fno-math-errno', '-Wno-psabi']
-    libs = [] if sys.platform == 'win32' else ['m']  # tanhf / tanh (rnn-tanh)
-    return Extension(NAME, sources=[_source(relative_to)], extra_compile_args=args, libraries=libs,
+    # -pthread: the kernels split the batch over threads (_threads.h)
+    args = [] if sys.platform == 'win32' else ['-O3', '-std=gnu99', '-fno-math-errno', '-Wno-psabi',
+                                               '-pthread']
+    libs = [] if sys.platform == 'win32' else ['m', 'pthread']  # tanh (float64), threads
+    headers = [os.path.join(os.path.dirname(_source(relative_to)), h) for h in ('_threads.h', '_vmath.h')]
+    return Extension(NAME, sources=[_source(relative_to)], depends=headers, extra_compile_args=args,
+                     extra_link_args=[] if sys.platform == 'win32' else ['-pthread'], libraries=libs,
                      optional=True)
 
 

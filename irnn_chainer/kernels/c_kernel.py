@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from irnn_chainer.kernels import _irnn_cpu as _ext
+from irnn_chainer.kernels import threads
 from irnn_chainer.kernels.numpy_kernel import check_activation
 
 name = 'c'
@@ -44,7 +45,8 @@ def forward(ids, E, W, b, keep, activation='relu'):
     hs = _take((T, B, H), dtype) if keep else None
     scratch = np.empty((2, B, H), dtype=dtype)
     hT = np.empty((B, H), dtype=dtype)
-    _ext.forward(dtype.itemsize, B, T, H, hp, V, ids, EB, WT, hs, scratch, hT, act)
+    _ext.forward(dtype.itemsize, B, T, H, hp, V, ids, EB, WT, hs, scratch, hT, act,
+                 threads.get_threads())
     return hs, hT
 
 
@@ -52,7 +54,8 @@ _pool = {}
 _pool_lock = threading.Lock()
 
 
-_POOL_MAX = 3
+_POOL_MAX = 3    # buffers kept per shape
+_POOL_SHAPES = 4  # shapes kept (the states and the padded gradients of the latest runs)
 
 
 def _take(shape, dtype):
@@ -69,10 +72,20 @@ def release(buf):
     key = (buf.shape, buf.dtype.str)
     with _pool_lock:
         if key not in _pool:
-            _pool.clear()  # keep buffers of the latest shape only
+            while len(_pool) >= _POOL_SHAPES:
+                del _pool[next(iter(_pool))]  # the shape seen longest ago
             _pool[key] = []
         if len(_pool[key]) < _POOL_MAX:
             _pool[key].append(buf)
+
+
+def tanh(x):
+    """The kernels' own tanh (float32: our vector approximation; float64: the C library's)
+    of an array, in the caller's floating-point mode (for the tests)."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    _ext.tanh(x.dtype.itemsize, x.size, x, out)
+    return out
 
 
 def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
@@ -86,12 +99,12 @@ def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
         gT = np.ascontiguousarray(gT, dtype=dtype)
     if gseq is not None:
         gseq = np.ascontiguousarray(gseq, dtype=dtype)
-    dpre = _take((T, B, H), dtype)
+    dpre = _take((T, B, hp), dtype)  # rows padded: aligned loads in the dW product
     dE = np.empty((n_vocab, H), dtype=dtype)
     db = np.empty((H,), dtype=dtype)
     carry = np.empty((B, H), dtype=dtype)
-    dWp = np.empty((H, hp), dtype=dtype)
+    dWT = np.empty((H, hp), dtype=dtype)  # dW transposed, padded
     _ext.backward(dtype.itemsize, B, T, H, hp, n_vocab, ids, Wp, np.ascontiguousarray(hs), gT,
-                  gseq, dpre, dE, db, carry, dWp, act)
+                  gseq, dpre, dE, db, carry, dWT, act, threads.get_threads())
     release(dpre)
-    return dE, np.ascontiguousarray(dWp[:, :H]), db
+    return dE, np.ascontiguousarray(dWT[:, :H].T), db

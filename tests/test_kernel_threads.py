@@ -1,0 +1,136 @@
+"""The C kernel's threads and its own tanh.
+
+- Threads: the batch rows are split over threads; every output (states, dE, dW, db) must be
+  the same bits for any thread count (resume and several tests compare bit for bit), and the
+  same as the NumPy kernel within the usual tolerance.
+- tanh: the float32 kernel uses its own vector tanh; it must be within 2 ulp of the C
+  library's tanhf (NumPy's float32 tanh) and within 1 ulp of the correctly rounded value over
+  the whole float32 range, and exact on +-0, subnormals, +-inf and NaN.
+"""
+import numpy as np
+import pytest
+
+import irnn_chainer  # noqa: F401  (compat shims before chainer)
+from irnn_chainer import kernels
+from irnn_chainer.kernels import numpy_kernel, threads
+
+pytestmark = pytest.mark.skipif(kernels.c_kernel is None,
+                                reason='C kernel not built: %s' % kernels._c_error)
+c_kernel = kernels.c_kernel
+
+
+@pytest.fixture(autouse=True)
+def _threads_back():
+    yield
+    threads.set_threads(None)
+
+
+def _problem(B, T, H, dtype, seed):
+    rng = np.random.default_rng(seed)
+    V = 256
+    E = rng.normal(0, 0.5, (V, H)).astype(dtype)
+    W = (rng.normal(0, 1, (H, H)) * (0.9 / np.sqrt(H))).astype(dtype)  # units switch off and on
+    b = rng.normal(0, 0.1, H).astype(dtype)
+    ids = rng.integers(0, V, (B, T)).astype(np.int32)
+    gT = rng.normal(size=(B, H)).astype(dtype)
+    gseq = rng.normal(size=(T, B, H)).astype(dtype)
+    return ids, E, W, b, gT, gseq, V
+
+
+def _run(n_threads, problem, activation, with_seq):
+    ids, E, W, b, gT, gseq, V = problem
+    threads.set_threads(n_threads)
+    hs, hT = c_kernel.forward(ids, E, W, b, True, activation)
+    hs = hs.copy()  # the kernel's buffer pool may reuse it
+    grads = c_kernel.backward(ids, hs, W, gT, gseq if with_seq else None, V, activation)
+    return [hs, hT] + [g.copy() for g in grads]
+
+
+@pytest.mark.parametrize('activation', ['relu', 'tanh'])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('B,T,H', [(1, 7, 100), (5, 1, 100), (16, 784, 100), (17, 30, 37),
+                                   (40, 12, 128)])
+def test_same_bits_for_any_thread_count(activation, dtype, B, T, H):
+    problem = _problem(B, T, H, dtype, seed=B * 1000 + T)
+    ref = _run(1, problem, activation, with_seq=(T == 12))
+    for n in (2, 3, 8):
+        got = _run(n, problem, activation, with_seq=(T == 12))
+        for name, a, r in zip(('hs', 'hT', 'dE', 'dW', 'db'), got, ref):
+            np.testing.assert_array_equal(a, r, err_msg='%s, %d threads vs 1' % (name, n))
+
+
+@pytest.mark.parametrize('activation', ['relu', 'tanh'])
+def test_threaded_kernel_matches_numpy_kernel(activation):
+    ids, E, W, b, gT, gseq, V = _problem(24, 784, 100, np.float64, seed=3)
+    threads.set_threads(3)
+    hs, hT = c_kernel.forward(ids, E, W, b, True, activation)
+    dE, dW, db = c_kernel.backward(ids, hs, W, gT, gseq, V, activation)
+    hs_r, hT_r = numpy_kernel.forward(ids, E, W, b, True, activation)
+    dE_r, dW_r, db_r = numpy_kernel.backward(ids, hs_r, W, gT, gseq, V, activation)
+    assert (hs_r == 0).mean() > 0.1 if activation == 'relu' else True  # units do switch off
+    for a, r in ((hT, hT_r), (dE, dE_r), (dW, dW_r), (db, db_r)):
+        scale = np.abs(r).max()
+        np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_thread_count_settings(monkeypatch):
+    monkeypatch.delenv(threads.ENV, raising=False)
+    assert threads.get_threads() == threads.available() >= 1
+    monkeypatch.setenv(threads.ENV, '3')
+    assert threads.get_threads() == 3 and 'IRNN_THREADS' in threads.describe()
+    threads.set_threads(2)
+    assert threads.get_threads() == 2 and '--threads' in threads.describe()
+    threads.set_threads(None)
+    for bad in ('0', '-1', 'two', '1.5', ' '):
+        if not bad.strip():
+            continue
+        monkeypatch.setenv(threads.ENV, bad)
+        with pytest.raises(ValueError, match='IRNN_THREADS: expected a positive integer'):
+            threads.get_threads()
+    with pytest.raises(ValueError, match='--threads: expected a positive integer'):
+        threads.set_threads(0)
+
+
+# ------------------------------------------------------------------------------- tanh
+
+def _ordered(a):
+    """float32 -> integers in the order of the floats, so ulp distance is a difference."""
+    i = a.view(np.int32).astype(np.int64)
+    return np.where(i < 0, -(i & 0x7fffffff), i)
+
+
+def test_float32_tanh_within_2_ulp_of_tanhf_over_the_whole_range():
+    # every 1009th float32 bit pattern (all signs, exponents, subnormals, inf, NaN) plus a
+    # dense grid where the two branches of the approximation meet and tanh bends
+    bits = np.arange(0, 2 ** 32, 1009, dtype=np.uint64).astype(np.uint32)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38,
+                        -1.1754942e-38, 0.625, -0.625, np.nextafter(np.float32(0.625), 0),
+                        9.0, 9.01, 9.5, 10, 44, 88.8, 3.4e38, -3.4e38], np.float32)
+    x = np.concatenate([bits.view(np.float32), special,
+                        np.linspace(-12, 12, 1_000_001, dtype=np.float32),
+                        np.linspace(-1e-3, 1e-3, 100_001, dtype=np.float32)])
+    with np.errstate(invalid='ignore'):
+        y = c_kernel.tanh(x)
+        ref = np.tanh(x)
+        exact = np.tanh(x.astype(np.float64)).astype(np.float32)  # correctly rounded (nearly)
+    nan = np.isnan(x)
+    assert np.isnan(y[nan]).all() and not np.isnan(y[~nan]).any()
+    d_tanhf = np.abs(_ordered(y[~nan]) - _ordered(ref[~nan]))
+    d_exact = np.abs(_ordered(y[~nan]) - _ordered(exact[~nan]))
+    assert d_tanhf.max() <= 2, x[~nan][np.argmax(d_tanhf)]
+    assert d_exact.max() <= 1, x[~nan][np.argmax(d_exact)]
+    assert np.abs(y[~nan]).max() <= 1
+    # signs and the exact cases
+    zero = x == 0
+    np.testing.assert_array_equal(np.signbit(y[zero]), np.signbit(x[zero]))
+    sub = (np.abs(x) < np.finfo(np.float32).tiny) & ~zero
+    np.testing.assert_array_equal(y[sub], x[sub])   # tanh x = x for subnormal x
+    assert c_kernel.tanh(np.array([np.inf, -np.inf, 9.5, -20], np.float32)).tolist() == [1, -1, 1, -1]
+    odd = x[~nan]
+    np.testing.assert_array_equal(c_kernel.tanh(-odd), -c_kernel.tanh(odd))
+
+
+def test_float64_tanh_is_the_c_library_one():
+    import math
+    x = np.random.default_rng(0).normal(0, 3, 10000)
+    np.testing.assert_array_equal(c_kernel.tanh(x), [math.tanh(v) for v in x])
