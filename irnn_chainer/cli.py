@@ -74,11 +74,19 @@ def add_train_arguments(p):
     p.add_argument('--communicator', metavar='NAME',
                    help='data-parallel training with ChainerMN under mpiexec -n N: naive (the CPU '
                         'communicator); --batchsize is per process (README)')
+    add_threads_argument(p)
     p.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
     p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
     p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_sequence_arguments(p)
+
+
+def add_threads_argument(p):
+    p.add_argument('--threads', type=_positive_int, metavar='N',
+                   help='threads of the C kernels (default: env IRNN_THREADS, else the cores this '
+                        'process may use; 1 per process under --communicator); results are the '
+                        'same for any N')
 
 
 def _layers(text):
@@ -175,6 +183,7 @@ def build_parser():
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d')
     dev.add_argument('--gpu', '-g', type=int)
+    add_threads_argument(p)
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
     p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
@@ -267,7 +276,20 @@ def cmd_info(args):
         print('fused    CPU kernel: %s' % kernels.backend_description())
     except ImportError as e:
         print('fused    not available (%s)' % e)
+    from irnn_chainer.kernels import threads
+    print('threads  %s' % threads.describe())
     return 0
+
+
+def set_threads(args):
+    """--threads, IRNN_THREADS, or one thread per process of a data-parallel run (MPI ranks
+    on one machine would otherwise each start a thread per core); ValueError for a bad one."""
+    from irnn_chainer.kernels import threads
+    n = getattr(args, 'threads', None)
+    if n is None and getattr(args, 'communicator', None) and not os.environ.get(threads.ENV, '').strip():
+        n = 1
+    threads.set_threads(n)
+    threads.get_threads()  # a bad IRNN_THREADS is refused here, before any work
 
 
 def cmd_report(args):
@@ -290,6 +312,11 @@ def main(argv=None):
     from irnn_chainer import sweep
     from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
+    try:
+        set_threads(args)
+    except ValueError as e:  # IRNN_THREADS not a positive integer
+        sys.stderr.write('irnn-chainer: error: %s\n' % e)
+        return 2
     try:
         return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)

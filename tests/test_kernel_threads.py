@@ -134,3 +134,30 @@ def test_float64_tanh_is_the_c_library_one():
     import math
     x = np.random.default_rng(0).normal(0, 3, 10000)
     np.testing.assert_array_equal(c_kernel.tanh(x), [math.tanh(v) for v in x])
+
+
+# ------------------------------------------------------------------- command line
+
+def test_cli_threads_flag_env_and_communicator_default(monkeypatch, capsys):
+    import argparse
+    from irnn_chainer import cli
+    monkeypatch.delenv(threads.ENV, raising=False)
+    cli.set_threads(argparse.Namespace(threads=3, communicator=None))
+    assert threads.get_threads() == 3
+    cli.set_threads(argparse.Namespace(threads=None, communicator='naive'))
+    assert threads.get_threads() == 1          # one per MPI process unless told
+    cli.set_threads(argparse.Namespace(threads=2, communicator='naive'))
+    assert threads.get_threads() == 2
+    monkeypatch.setenv(threads.ENV, '2')
+    cli.set_threads(argparse.Namespace(threads=None, communicator='naive'))
+    assert threads.get_threads() == 2          # the environment is a choice too
+    cli.set_threads(argparse.Namespace(threads=None, communicator=None))
+    assert threads.get_threads() == 2
+    monkeypatch.setenv(threads.ENV, 'many')
+    assert cli.main(['info']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["irnn-chainer: error: IRNN_THREADS: expected a positive integer number of "
+                   "threads, got 'many'"]
+    monkeypatch.setenv(threads.ENV, '1')
+    assert cli.main(['info', ]) == 0
+    assert 'threads  1 (from IRNN_THREADS; ' in capsys.readouterr().out
