@@ -154,12 +154,14 @@ class LSTMRecurrence(function_node.FunctionNode):
     """Inputs (G, U): G = E Wu^T + bu (V, 4H), the ``upward`` Linear applied to every
     embedding row, and U = ``lateral.W`` (4H, H); output h_T (B, H) of Chainer's LSTM
     (gates interleaved as in ``F.lstm``) from zero state. ``ids`` (B, T) go to the
-    constructor. NumPy only (:mod:`irnn_chainer.kernels.lstm_numpy`)."""
+    constructor. CPU only: the C kernel (:mod:`irnn_chainer.kernels.lstm_c`) or the NumPy one
+    (:mod:`irnn_chainer.kernels.lstm_numpy`), chosen as for the IRNN."""
 
     def __init__(self, ids, keep=True):
         self.ids = ids
         self.keep = keep
         self.saved = None
+        self.kernel = None
 
     def check_type_forward(self, in_types):
         type_check._argname(in_types, ('G', 'U'))
@@ -171,15 +173,18 @@ class LSTMRecurrence(function_node.FunctionNode):
         G, U = inputs
         xp = _xp(self.ids, G, U)
         if _is_cupy(xp):
-            raise NotImplementedError('the fused LSTM has a NumPy kernel only; use impl=\'stepwise\' '
+            raise NotImplementedError('the fused LSTM has CPU kernels only; use impl=\'stepwise\' '
                                       'on the GPU')
-        from irnn_chainer.kernels import lstm_numpy
+        self.kernel = kernels.lstm_cpu_kernel()
         self.ids = xp.ascontiguousarray(self.ids, dtype=xp.int32)
         self.n_vocab = G.shape[0]
-        self.saved, hT = lstm_numpy.forward(self.ids, xp.ascontiguousarray(G), xp.ascontiguousarray(U),
-                                            self.keep)
+        self.saved, hT = self.kernel.forward(self.ids, xp.ascontiguousarray(G), xp.ascontiguousarray(U),
+                                             self.keep)
         if self.keep:
             self.retain_inputs((1,))
+            release = getattr(self.kernel, 'release', None)
+            if release is not None:  # the saved buffers go back to the pool with the graph
+                weakref.finalize(self, release, self.saved)
         return hT,
 
     def backward(self, indexes, grad_outputs):
@@ -199,10 +204,9 @@ class LSTMRecurrenceGrad(function_node.FunctionNode):
         self.fwd = fwd
 
     def forward(self, inputs):
-        from irnn_chainer.kernels import lstm_numpy
         U, gy = inputs
         fwd = self.fwd
-        return lstm_numpy.backward(fwd.ids, fwd.saved, U, gy, fwd.n_vocab)
+        return fwd.kernel.backward(fwd.ids, fwd.saved, U, gy, fwd.n_vocab)
 
     def backward(self, indexes, grad_outputs):
         raise NotImplementedError('double backprop through the fused LSTM is not supported')

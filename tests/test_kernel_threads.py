@@ -161,3 +161,48 @@ def test_cli_threads_flag_env_and_communicator_default(monkeypatch, capsys):
     monkeypatch.setenv(threads.ENV, '1')
     assert cli.main(['info', ]) == 0
     assert 'threads  1 (from IRNN_THREADS; ' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- LSTM
+
+def _lstm_problem(B, T, H, dtype, seed):
+    rng = np.random.default_rng(seed)
+    V = 256
+    G = rng.normal(0, 1, (V, 4 * H)).astype(dtype)
+    U = rng.normal(0, 1.5 / np.sqrt(H), (4 * H, H)).astype(dtype)
+    ids = rng.integers(0, V, (B, T)).astype(np.int32)
+    gT = rng.normal(size=(B, H)).astype(dtype)
+    return ids, G, U, gT, V
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('B,T,H', [(1, 5, 100), (16, 784, 100), (19, 20, 13)])
+def test_lstm_same_bits_for_any_thread_count(dtype, B, T, H):
+    from irnn_chainer.kernels import lstm_c
+    ids, G, U, gT, V = _lstm_problem(B, T, H, dtype, seed=T)
+    out = []
+    for n in (1, 2, 5):
+        threads.set_threads(n)
+        saved, hT = lstm_c.forward(ids, G, U, True)
+        dG, dU = lstm_c.backward(ids, saved, U, gT, V)
+        _, hT_nograph = lstm_c.forward(ids, G, U, False)
+        np.testing.assert_array_equal(hT_nograph, hT)
+        out.append([hT, dG, dU])
+    for got in out[1:]:
+        for name, a, r in zip(('hT', 'dG', 'dU'), got, out[0]):
+            np.testing.assert_array_equal(a, r, err_msg=name)
+
+
+@pytest.mark.parametrize('dtype, tol', [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_lstm_c_kernel_matches_numpy_kernel(dtype, tol):
+    from irnn_chainer.kernels import lstm_c, lstm_numpy
+    ids, G, U, gT, V = _lstm_problem(17, 784, 100, dtype, seed=5)
+    threads.set_threads(2)
+    saved, hT = lstm_c.forward(ids, G, U, True)
+    dG, dU = lstm_c.backward(ids, saved, U, gT, V)
+    saved_r, hT_r = lstm_numpy.forward(ids, G, U, True)
+    dG_r, dU_r = lstm_numpy.backward(ids, saved_r, U, gT, V)
+    assert np.abs(dU_r).max() > 1e-3   # the gradient does reach back through the steps
+    for a, r in ((hT, hT_r), (dG, dG_r), (dU, dU_r)):
+        scale = np.abs(r).max()
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol * scale)

@@ -1,7 +1,8 @@
 """Kernels of the fused IRNN recurrence (:mod:`irnn_chainer.fused`).
 
-CPU: the compiled C kernel (``_irnn_cpu``, built by setup.py when a C compiler is there)
-or, when it is not built or ``IRNN_FUSED_KERNEL=numpy`` is set, the NumPy kernel.
+CPU: the compiled C kernel (``_irnn_cpu``, built by setup.py when a C compiler is there;
+the LSTM's through :mod:`.lstm_c`) or, when it is not built or ``IRNN_FUSED_KERNEL=numpy``
+is set, the NumPy kernels (:mod:`.numpy_kernel`, :mod:`.lstm_numpy`).
 :func:`backend_name` says which one runs and :func:`backend_description` why.
 
 GPU: CuPy arrays go to the module ``irnn_chainer.kernels.cuda`` (another issue adds it),
@@ -19,10 +20,10 @@ ENV = 'IRNN_FUSED_KERNEL'
 CHOICES = ('auto', 'c', 'numpy')
 
 try:
-    from irnn_chainer.kernels import c_kernel
+    from irnn_chainer.kernels import c_kernel, lstm_c
     _c_error = None
 except ImportError as e:  # not built (or built for another Python)
-    c_kernel = None
+    c_kernel = lstm_c = None
     _c_error = '%s: %s' % (type(e).__name__, e)
 
 
@@ -45,6 +46,14 @@ def cpu_kernel():
                                'compiler' % (ENV, _c_error))
         return numpy_kernel
     return c_kernel
+
+
+def lstm_cpu_kernel():
+    """The CPU kernel module of the fused LSTM (C or :mod:`.lstm_numpy`; same choice rules)."""
+    if cpu_kernel() is c_kernel:
+        return lstm_c
+    from irnn_chainer.kernels import lstm_numpy
+    return lstm_numpy
 
 
 def gpu_kernel():

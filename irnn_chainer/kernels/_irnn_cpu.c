@@ -235,6 +235,90 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_lstm_forward(PyObject *self, PyObject *args) {
+    int itemsize, keep, n_threads = 1;
+    Py_ssize_t B, T, H, N4P, V;
+    PyObject *o_ids, *o_gb, *o_ubt, *o_gates, *o_cs, *o_hs;
+    if (!PyArg_ParseTuple(args, "innnnnOOOOOOp|i", &itemsize, &B, &T, &H, &N4P, &V, &o_ids,
+                          &o_gb, &o_ubt, &o_gates, &o_cs, &o_hs, &keep, &n_threads))
+        return NULL;
+    if ((itemsize != 4 && itemsize != 8) || B < 1 || T < 1 || H < 1 || V < 1 || N4P < 4 * H ||
+        N4P % (VBYTES / itemsize) != 0) {
+        PyErr_SetString(PyExc_ValueError, "_irnn_cpu.lstm_forward: bad sizes");
+        return NULL;
+    }
+    const Py_ssize_t slots = keep ? T : 2;
+    BufSet s = {.n = 0};
+    void *ids, *gb, *ubt, *gates, *cs, *hs;
+    if (get_buf(&s, o_ids, 0, B * T * 4, "ids", &ids) ||
+        get_buf(&s, o_gb, 0, V * N4P * itemsize, "Gb", &gb) ||
+        get_buf(&s, o_ubt, 0, H * N4P * itemsize, "UbT", &ubt) ||
+        get_buf(&s, o_gates, 1, (keep ? T : 1) * B * N4P * itemsize, "gates", &gates) ||
+        get_buf(&s, o_cs, 1, slots * B * H * itemsize, "cs", &cs) ||
+        get_buf(&s, o_hs, 1, slots * B * H * itemsize, "hs", &hs) ||
+        !ids || !gb || !ubt || !gates || !cs || !hs) {
+        bufs_release(&s);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_irnn_cpu.lstm_forward: None given");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    IRNN_FTZ_BEGIN
+    if (itemsize == 4)
+        lstm_forward_f32(ids, B, T, H, N4P, gb, ubt, gates, cs, hs, keep, n_threads);
+    else
+        lstm_forward_f64(ids, B, T, H, N4P, gb, ubt, gates, cs, hs, keep, n_threads);
+    IRNN_FTZ_END
+    Py_END_ALLOW_THREADS
+    bufs_release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
+    int itemsize, n_threads = 1, rc;
+    Py_ssize_t B, T, H, HP, N4P, V;
+    PyObject *o_ids, *o_ub, *o_gates, *o_cs, *o_hs, *o_gt, *o_dz, *o_dg, *o_dh, *o_dc, *o_dut;
+    if (!PyArg_ParseTuple(args, "innnnnnOOOOOOOOOOO|i", &itemsize, &B, &T, &H, &HP, &N4P, &V,
+                          &o_ids, &o_ub, &o_gates, &o_cs, &o_hs, &o_gt, &o_dz, &o_dg, &o_dh,
+                          &o_dc, &o_dut, &n_threads))
+        return NULL;
+    if ((itemsize != 4 && itemsize != 8) || B < 1 || T < 1 || H < 1 || V < 1 || N4P < 4 * H ||
+        HP < H || N4P % (VBYTES / itemsize) != 0 || HP % (VBYTES / itemsize) != 0) {
+        PyErr_SetString(PyExc_ValueError, "_irnn_cpu.lstm_backward: bad sizes");
+        return NULL;
+    }
+    BufSet s = {.n = 0};
+    void *ids, *ub, *gates, *cs, *hs, *gt, *dz, *dg, *dh, *dc, *dut;
+    if (get_buf(&s, o_ids, 0, B * T * 4, "ids", &ids) ||
+        get_buf(&s, o_ub, 0, 4 * H * HP * itemsize, "Ub", &ub) ||
+        get_buf(&s, o_gates, 0, T * B * N4P * itemsize, "gates", &gates) ||
+        get_buf(&s, o_cs, 0, T * B * H * itemsize, "cs", &cs) ||
+        get_buf(&s, o_hs, 0, T * B * H * itemsize, "hs", &hs) ||
+        get_buf(&s, o_gt, 0, B * H * itemsize, "gT", &gt) ||
+        get_buf(&s, o_dz, 1, T * B * N4P * itemsize, "dz", &dz) ||
+        get_buf(&s, o_dg, 1, V * 4 * H * itemsize, "dGb", &dg) ||
+        get_buf(&s, o_dh, 1, B * H * itemsize, "dh", &dh) ||
+        get_buf(&s, o_dc, 1, B * H * itemsize, "dc", &dc) ||
+        get_buf(&s, o_dut, 1, H * N4P * itemsize, "dUT", &dut) ||
+        !ids || !ub || !gates || !cs || !hs || !gt || !dz || !dg || !dh || !dc || !dut) {
+        bufs_release(&s);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_irnn_cpu.lstm_backward: None given");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    IRNN_FTZ_BEGIN
+    if (itemsize == 4)
+        rc = lstm_backward_f32(ids, B, T, H, HP, N4P, V, ub, gates, cs, hs, gt, dz, dg, dh, dc, dut,
+                               n_threads);
+    else
+        rc = lstm_backward_f64(ids, B, T, H, HP, N4P, V, ub, gates, cs, hs, gt, dz, dg, dh, dc, dut,
+                               n_threads);
+    IRNN_FTZ_END
+    Py_END_ALLOW_THREADS
+    bufs_release(&s);
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_tanh(PyObject *self, PyObject *args) {
     int itemsize;
     Py_ssize_t n;
@@ -280,6 +364,11 @@ static PyMethodDef methods[] = {
      "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre (T, B, HP), "
      "dE, db, carry, dWT (dW transposed, H x HP)[, act[, threads]]) (act: 0 relu, 1 tanh; threads: split the batch rows, the "
      "result is the same for any number)"},
+    {"lstm_forward", py_lstm_forward, METH_VARARGS,
+     "lstm_forward(itemsize, B, T, H, N4P, V, ids, Gb, UbT, gates, cs, hs, keep[, threads])"},
+    {"lstm_backward", py_lstm_backward, METH_VARARGS,
+     "lstm_backward(itemsize, B, T, H, HP, N4P, V, ids, Ub, gates, cs, hs, gT, dz, dGb, dh, dc, "
+     "dUT[, threads])"},
     {"tanh", py_tanh, METH_VARARGS,
      "tanh(itemsize, n, in, out): out = the kernels' own tanh of in (for the tests)"},
     {NULL, NULL, 0, NULL}};
@@ -606,6 +695,170 @@ static int SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssiz
         for (Py_ssize_t j = 0; j < H; j++) db[j] += pb[j];
     }
     free(dEu);
+    return 0;
+}
+
+/* ---- LSTM (the paper's baseline; fused.lstm_recurrence) -------------------------------
+ * Gates in block layout [a | i | f | o], each H wide (the caller permutes Chainer's
+ * interleaved columns once per call), rows padded from N4 = 4H to N4P columns:
+ *   z_t = Gb[ids_t] + h_{t-1} UbT      (Gb: V x N4P, the upward Linear folded into a table;
+ *                                       UbT: H x N4P; h_{-1} = 0, c_{-1} = 0)
+ *   a = tanh z^a;  i, f, o = sigmoid z = tanh(z / 2) / 2 + 1 / 2 (as Chainer computes it)
+ *   c_t = a i + f c_{t-1},   h_t = o tanh(c_t)
+ * Saved for backward: the gates after their nonlinearities (T, B, N4P), c and h (T, B, H);
+ * without keep, two slots of each are cycled. Threads split the batch rows as in the IRNN. */
+IRNN_INLINE void SUF(sigmoid_inplace)(REAL *a, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i < n; i++) a[i] *= (REAL)0.5;
+    SUF(tanh_inplace)(a, n);
+    for (i = 0; i < n; i++) a[i] = a[i] * (REAL)0.5 + (REAL)0.5;
+}
+
+typedef struct {
+    const int32_t *ids;
+    Py_ssize_t B, T, H, N4P;
+    const REAL *Gb, *UbT;
+    REAL *gates, *cs, *hs;
+    int keep;
+} SUF(lstm_fwd_args);
+
+IRNN_CLONES
+static void SUF(lstm_forward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(lstm_fwd_args) *a = (const SUF(lstm_fwd_args) *)p;
+    const Py_ssize_t B = a->B, T = a->T, H = a->H, N4P = a->N4P, BH = B * H;
+    const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
+    const REAL *init[IRNN_RB];
+    for (Py_ssize_t t = 0; t < T; t++) {
+        const Py_ssize_t s = a->keep ? t : (t & 1), sp = a->keep ? t - 1 : ((t - 1) & 1);
+        REAL *g = a->gates + (a->keep ? t : 0) * B * N4P;
+        REAL *c = a->cs + s * BH, *h = a->hs + s * BH;
+        const REAL *cp = t ? a->cs + sp * BH : NULL, *hp = t ? a->hs + sp * BH : NULL;
+        Py_ssize_t r = r0;
+        for (; r + IRNN_RB <= r1; r += IRNN_RB) {
+            for (int i = 0; i < IRNN_RB; i++) init[i] = a->Gb + (Py_ssize_t)a->ids[(r + i) * T + t] * N4P;
+            SUF(rows_product)(IRNN_RB, init, hp ? hp + r * H : NULL, H, 1, H, a->UbT, N4P, N4P,
+                              g + r * N4P, N4P, N4P, 0);
+        }
+        for (; r < r1; r++) {
+            init[0] = a->Gb + (Py_ssize_t)a->ids[r * T + t] * N4P;
+            SUF(rows_product)(1, init, hp ? hp + r * H : NULL, H, 1, H, a->UbT, N4P, N4P,
+                              g + r * N4P, N4P, N4P, 0);
+        }
+        for (r = r0; r < r1; r++) {
+            REAL *gr = g + r * N4P;
+            REAL *restrict cr = c + r * H, *restrict hr = h + r * H;
+            SUF(tanh_inplace)(gr, H);                 /* a */
+            SUF(sigmoid_inplace)(gr + H, 3 * H);      /* i, f, o */
+            const REAL *restrict ga = gr, *restrict gi = gr + H, *restrict gf = gr + 2 * H;
+            if (cp) {
+                const REAL *restrict cpr = cp + r * H;
+                for (Py_ssize_t j = 0; j < H; j++) {
+                    const REAL fc = gf[j] * cpr[j];
+                    cr[j] = ga[j] * gi[j] + fc;
+                }
+            } else
+                for (Py_ssize_t j = 0; j < H; j++) cr[j] = ga[j] * gi[j];
+            memcpy(hr, cr, (size_t)H * sizeof(REAL));
+            SUF(tanh_inplace)(hr, H);
+            const REAL *restrict go = gr + 3 * H;
+            for (Py_ssize_t j = 0; j < H; j++) hr[j] *= go[j];
+        }
+    }
+}
+
+static void SUF(lstm_forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+                              Py_ssize_t N4P, const REAL *Gb, const REAL *UbT, REAL *gates,
+                              REAL *cs, REAL *hs, int keep, int n_threads) {
+    SUF(lstm_fwd_args) a = {ids, B, T, H, N4P, Gb, UbT, gates, cs, hs, keep};
+    irnn_parallel(n_threads, (B + IRNN_RB - 1) / IRNN_RB, SUF(lstm_forward_rows), &a);
+}
+
+/* Backward, phase 1 (rows over threads): the reverse loop gives dz_t (T, B, N4P; zeros past
+ * N4) and dL/dh_{t-1} = dz_t Ub; the scatter-add dGb[ids] += dz goes to per-block partials
+ * (dGu) summed in block order after. Phase 2 (rows of dU^T over threads): dU^T = sum over
+ * steps of h_{t-1}^T dz_t, by weight_grad. */
+typedef struct {
+    const int32_t *ids;
+    Py_ssize_t B, T, H, HP, N4P, V;
+    const REAL *Ub, *gates, *cs, *hs, *gT;
+    REAL *dz, *dGu, *dh, *dc, *dUT;
+} SUF(lstm_bwd_args);
+
+IRNN_CLONES
+static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(lstm_bwd_args) *a = (const SUF(lstm_bwd_args) *)p;
+    const Py_ssize_t B = a->B, T = a->T, H = a->H, HP = a->HP, N4P = a->N4P, V = a->V, BH = B * H;
+    const Py_ssize_t N4 = 4 * H;
+    const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
+    REAL *tc = (REAL *)malloc((size_t)H * sizeof(REAL));
+    if (!tc) return; /* the caller checked a same-sized allocation: practically unreachable */
+    memcpy(a->dh + r0 * H, a->gT + r0 * H, (size_t)((r1 - r0) * H) * sizeof(REAL));
+    memset(a->dc + r0 * H, 0, (size_t)((r1 - r0) * H) * sizeof(REAL));
+    for (Py_ssize_t t = T - 1; t >= 0; t--) {
+        REAL *dzt = a->dz + t * B * N4P;
+        for (Py_ssize_t b = r0; b < r1; b++) {
+            const REAL *restrict g = a->gates + (t * B + b) * N4P;
+            const REAL *restrict ga = g, *restrict gi = g + H, *restrict gf = g + 2 * H,
+                       *restrict go = g + 3 * H;
+            const REAL *restrict c = a->cs + t * BH + b * H;
+            const REAL *restrict cp = t ? a->cs + (t - 1) * BH + b * H : NULL;
+            REAL *restrict dh = a->dh + b * H, *restrict dc = a->dc + b * H;
+            REAL *restrict d = dzt + b * N4P;
+            REAL *restrict da = d, *restrict di = d + H, *restrict df = d + 2 * H,
+                 *restrict dO = d + 3 * H;
+            memcpy(tc, c, (size_t)H * sizeof(REAL));
+            SUF(tanh_inplace)(tc, H);
+            for (Py_ssize_t j = 0; j < H; j++) {
+                dO[j] = dh[j] * tc[j];
+                dc[j] += (1 - tc[j] * tc[j]) * go[j] * dh[j];
+                da[j] = dc[j] * gi[j];
+                di[j] = dc[j] * ga[j];
+                df[j] = cp ? dc[j] * cp[j] : 0;
+                dc[j] *= gf[j];
+                da[j] *= 1 - ga[j] * ga[j];
+            }
+            for (Py_ssize_t j = H; j < N4; j++) d[j] *= g[j] * (1 - g[j]);
+            for (Py_ssize_t j = N4; j < N4P; j++) d[j] = 0;
+            REAL *restrict dg = a->dGu + (b / IRNN_RB) * V * N4 + (Py_ssize_t)a->ids[b * T + t] * N4;
+            for (Py_ssize_t j = 0; j < N4; j++) dg[j] += d[j];
+        }
+        if (t == 0) break;
+        Py_ssize_t r = r0;
+        for (; r + IRNN_RB <= r1; r += IRNN_RB)
+            SUF(rows_product)(IRNN_RB, NULL, dzt + r * N4P, N4P, 1, N4, a->Ub, HP, HP,
+                              a->dh + r * H, H, H, 0);
+        for (; r < r1; r++)
+            SUF(rows_product)(1, NULL, dzt + r * N4P, N4P, 1, N4, a->Ub, HP, HP, a->dh + r * H, H,
+                              H, 0);
+    }
+    free(tc);
+}
+
+static void SUF(lstm_weight_grad_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
+    const SUF(lstm_bwd_args) *a = (const SUF(lstm_bwd_args) *)p;
+    const Py_ssize_t H = a->H, i1 = u1 * IRNN_RB < H ? u1 * IRNN_RB : H;
+    SUF(weight_grad)(a->hs, a->dz + a->B * a->N4P, (a->T - 1) * a->B, H, a->N4P, a->dUT,
+                     u0 * IRNN_RB, i1);
+}
+
+/* dGb: V x N4 (unpadded), dUT: H x N4P. Returns 0, or -1 when out of memory. */
+static int SUF(lstm_backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
+                              Py_ssize_t HP, Py_ssize_t N4P, Py_ssize_t V, const REAL *Ub,
+                              const REAL *gates, const REAL *cs, const REAL *hs, const REAL *gT,
+                              REAL *dz, REAL *dGb, REAL *dh, REAL *dc, REAL *dUT, int n_threads) {
+    const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB, N4 = 4 * H;
+    REAL *dGu = (REAL *)calloc((size_t)(n_blocks * V * N4), sizeof(REAL));
+    if (!dGu) return -1;
+    memset(dUT, 0, (size_t)(H * N4P) * sizeof(REAL));
+    SUF(lstm_bwd_args) a = {ids, B, T, H, HP, N4P, V, Ub, gates, cs, hs, gT, dz, dGu, dh, dc, dUT};
+    irnn_parallel(n_threads, n_blocks, SUF(lstm_backward_rows), &a);
+    if (T > 1) irnn_parallel(n_threads, (H + IRNN_RB - 1) / IRNN_RB, SUF(lstm_weight_grad_rows), &a);
+    memcpy(dGb, dGu, (size_t)(V * N4) * sizeof(REAL));
+    for (Py_ssize_t u = 1; u < n_blocks; u++) {
+        const REAL *pg = dGu + u * V * N4;
+        for (Py_ssize_t i = 0; i < V * N4; i++) dGb[i] += pg[i];
+    }
+    free(dGu);
     return 0;
 }
 
