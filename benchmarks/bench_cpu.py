@@ -1,93 +1,101 @@
-"""CPU benchmark of one IRNN training iteration, all variants side by side in one run.
+"""CPU benchmark: one training update of each model and peer, each variant in a process of its own.
 
-One iteration = forward + backward + clipped SGD update (lr 1e-8, global-norm clipping at
-1.0, softmax cross entropy on a 10-way readout of h_T) at batch 16, T = 784, H = 100:
+One update = forward + backward + global-norm clipping at 1.0 + SGD step, softmax cross entropy
+on a 10-way readout of h_T, batch 16, T = 784, H = 100, float32, on real MNIST training images
+(MNIST-like synthetic ids when ../shared/data/mnist is not there):
 
-- stepwise: the faithful Chainer graph, one EmbedID + Linear + add + ReLU per pixel;
-- fused-numpy / fused-c: :func:`irnn_chainer.fused.irnn_recurrence` with each CPU kernel;
-- torch: ``nn.RNN(nonlinearity='relu')`` on one-hot input (only when torch imports).
+- irnn-stepwise: the faithful Chainer graph, one EmbedID + Linear + add + ReLU per pixel;
+- irnn-numpy / irnn-c-1 / irnn-c-N: the fused recurrence with the NumPy kernel, the C kernel
+  on one thread and on N threads (N = the cores this process may use, or --threads);
+- tanh-c-N: the rnn-tanh baseline fused (the C kernel's own vector tanh);
+- lstm-numpy / lstm-c-N: the LSTM baseline (EmbedID + Chainer's LSTM) fused;
+- torch-rnn / torch-lstm: PyTorch ``nn.RNN(nonlinearity='relu')`` on one-hot input and
+  ``nn.Embedding`` + ``nn.LSTM`` (when torch imports), N threads;
+- jax-rnn: JAX, the recurrence as ``jax.lax.scan``, the whole update under ``jax.jit`` (when
+  jax imports);
+- eval-c-N: forward-only evaluation of 10000 test sequences at batch 1000 (no graph).
 
-Variants are run in interleaved rounds so machine noise hits them alike; medians over all
-timed iterations after warm-up. Also the peak memory (tracemalloc) of one fused training
-iteration beyond the data and parameters.
+A library's idle thread pool slows the next library in the same process (PyTorch measured
+11-24x slower right after a NumPy-heavy step), so the driver runs each variant in a fresh
+process, in interleaved rounds so machine noise hits all alike, and reports medians over all
+timed updates. For its children it unsets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE together
+(the environment of these machines forces OpenBLAS's AVX2 kernels with them; NumPy's BLAS
+only matters to the NumPy kernels and to Chainer's small products): --keep-openblas-env keeps
+them. Peak memory (tracemalloc) of one irnn-c-N update is measured in its process.
 
-    python benchmarks/bench_cpu.py            # full table (about a minute)
-    python benchmarks/bench_cpu.py --quick    # fewer repetitions
+    python benchmarks/bench_cpu.py                  # the table (a few minutes)
+    python benchmarks/bench_cpu.py --quick          # one round, fewer repetitions
+    python benchmarks/bench_cpu.py --only irnn-c-1,irnn-c-N
+    pip install "jax[cpu]" torch                    # the peers (not needed otherwise)
 """
 import argparse
 import gzip
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 
-import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-import irnn_chainer  # noqa: E402,F401  (compat shims first)
-import chainer  # noqa: E402
-import chainer.functions as F  # noqa: E402
-import chainer.links as L  # noqa: E402
-from chainer import initializers  # noqa: E402
-
-from irnn_chainer import kernels  # noqa: E402
-from irnn_chainer.fused import irnn_recurrence  # noqa: E402
-
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..'))
+MNIST = os.path.join(HERE, '..', '..', 'shared', 'data', 'mnist')
 EPOCH_ITERS = 60000 // 16
-MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data',
-                     'mnist', 'train-images-idx3-ubyte.gz')
+B, T, H = 16, 784, 100
+
+# name: (what it is, warm-up updates, timed updates per round (full, quick))
+VARIANTS = {
+    'irnn-stepwise': ('IRNN, Chainer graph step by step (the gist)', 1, (2, 1)),
+    'irnn-numpy': ('IRNN fused, NumPy kernel', 2, (8, 3)),
+    'irnn-c-1': ('IRNN fused, C kernel, 1 thread', 10, (120, 40)),
+    'irnn-c-N': ('IRNN fused, C kernel, N threads', 10, (120, 40)),
+    'tanh-c-N': ('rnn-tanh fused, C kernel, N threads', 10, (80, 30)),
+    'lstm-numpy': ('LSTM fused, NumPy kernel', 2, (6, 3)),
+    'lstm-c-N': ('LSTM fused, C kernel, N threads', 5, (40, 15)),
+    'torch-rnn': ('PyTorch nn.RNN(relu), one-hot input', 3, (15, 6)),
+    'torch-lstm': ('PyTorch nn.Embedding + nn.LSTM', 3, (15, 6)),
+    'jax-rnn': ('JAX lax.scan ReLU RNN, jitted update', 3, (40, 15)),
+    'eval-c-N': ('evaluation of 10000 sequences, batch 1000, C kernel, N threads', 1, (5, 3)),
+}
 
 
-def load_batch(batch, T, seed):
-    """Pixel ids of `batch` MNIST training images (the first T pixels), or MNIST-like
-    synthetic ids (80% zeros) when the data is not there."""
+def load_pixels(n, split='train', seed=0):
+    """Pixel ids (n, 784) int32 and labels of real MNIST images, or synthetic MNIST-like ids
+    (80 % zeros) when the files are not there; and a word saying which."""
+    import numpy as np
     rng = np.random.default_rng(seed)
-    if T <= 784 and os.path.exists(MNIST):
-        with gzip.open(MNIST, 'rb') as f:
+    prefix = 'train' if split == 'train' else 't10k'
+    path = os.path.join(MNIST, '%s-images-idx3-ubyte.gz' % prefix)
+    if os.path.exists(path):
+        with gzip.open(path, 'rb') as f:
             raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
-        x = raw[rng.choice(len(raw), batch, replace=False), :T].astype(np.int32)
-        source = 'MNIST train images'
-    else:
-        x = np.where(rng.random((batch, T)) < 0.8, 0, rng.integers(1, 256, (batch, T)))
-        x = x.astype(np.int32)
-        source = 'synthetic MNIST-like ids'
-    return x, rng.integers(0, 10, batch).astype(np.int32), source
+        with gzip.open(os.path.join(MNIST, '%s-labels-idx1-ubyte.gz' % prefix), 'rb') as f:
+            labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+        idx = rng.choice(len(raw), n, replace=False) if n < len(raw) else np.arange(len(raw))
+        return raw[idx].astype(np.int32), labels[idx].astype(np.int32), 'MNIST'
+    x = np.where(rng.random((n, 784)) < 0.8, 0, rng.integers(1, 256, (n, 784))).astype(np.int32)
+    return x, rng.integers(0, 10, n).astype(np.int32), 'synthetic'
 
 
-class Net(chainer.Chain):
-    def __init__(self, H, impl):
-        super().__init__()
-        normal = initializers.Normal(0.001)
-        with self.init_scope():
-            self.pixel_to_h = L.EmbedID(256, H, initialW=normal)
-            self.h_to_h = L.Linear(H, H, initialW=initializers.Identity(), initial_bias=0)
-            self.h_to_y = L.Linear(H, 10, initialW=normal, initial_bias=0)
-        self.impl = impl
+# ------------------------------------------------------------------ the variants
 
-    def forward(self, x):
-        if self.impl == 'stepwise':
-            xs = np.ascontiguousarray(x.T)
-            h = chainer.Variable(np.zeros((x.shape[0], self.h_to_h.W.shape[0]), np.float32))
-            for t in range(xs.shape[0]):
-                h = F.relu(self.pixel_to_h(xs[t]) + self.h_to_h(h))
-        else:
-            h = irnn_recurrence(x, self.pixel_to_h.W, self.h_to_h.W, self.h_to_h.b)
-        return self.h_to_y(h)
-
-
-def chainer_step(impl, H, x, y, kernel=None):
+def chainer_update(model_name, impl, kernel, x, y):
+    """One update of the project's own model (irnn_chainer.model) with Chainer's SGD and
+    GradientClipping: what `irnn-chainer train` runs, minus the Trainer."""
+    import numpy as np
+    os.environ['IRNN_FUSED_KERNEL'] = kernel
+    import irnn_chainer  # noqa: F401  (compat shims first)
+    import chainer
+    import chainer.functions as F
+    from irnn_chainer import model as model_mod
     np.random.seed(0)
-    model = Net(H, impl)
+    model = model_mod.build(model_name, n_units=H, init_std=0.001, impl=impl)
     opt = chainer.optimizers.SGD(lr=1e-8)
     opt.setup(model)
     opt.add_hook(chainer.optimizer_hooks.GradientClipping(1.0))
 
     def step():
-        if kernel:
-            os.environ[kernels.ENV] = kernel
         model.cleargrads()
         loss = F.softmax_cross_entropy(model(x), y)
         loss.backward()
@@ -96,44 +104,109 @@ def chainer_step(impl, H, x, y, kernel=None):
     return step
 
 
-def torch_step(H, x, y):
+def torch_update(kind, x, y, n_threads):
     import torch
+    torch.set_num_threads(n_threads)
     torch.manual_seed(0)
-    rnn = torch.nn.RNN(256, H, nonlinearity='relu', batch_first=True)
-    with torch.no_grad():
-        torch.nn.init.normal_(rnn.weight_ih_l0, 0, 0.001)
-        rnn.weight_hh_l0.copy_(torch.eye(H))
-        rnn.bias_ih_l0.zero_()
-        rnn.bias_hh_l0.zero_()
+    if kind == 'rnn':
+        rnn = torch.nn.RNN(256, H, nonlinearity='relu', batch_first=True)
+        with torch.no_grad():
+            torch.nn.init.normal_(rnn.weight_ih_l0, 0, 0.001)
+            rnn.weight_hh_l0.copy_(torch.eye(H))
+            rnn.bias_ih_l0.zero_()
+            rnn.bias_hh_l0.zero_()
+        inp = torch.nn.functional.one_hot(torch.from_numpy(x).long(), 256).float()
+        layers = [rnn]
+
+        def final_state():
+            return rnn(inp)[1][0]
+    else:
+        emb = torch.nn.Embedding(256, H)
+        lstm = torch.nn.LSTM(H, H, batch_first=True)
+        ids = torch.from_numpy(x).long()
+        layers = [emb, lstm]
+
+        def final_state():
+            return lstm(emb(ids))[1][0][0]
     readout = torch.nn.Linear(H, 10)
-    with torch.no_grad():
-        torch.nn.init.normal_(readout.weight, 0, 0.001)
-        readout.bias.zero_()
-    params = list(rnn.parameters()) + list(readout.parameters())
+    params = [p for m in layers + [readout] for p in m.parameters()]
     opt = torch.optim.SGD(params, lr=1e-8)
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(x).long(), 256).float()
     target = torch.from_numpy(y).long()
 
     def step():
         opt.zero_grad()
-        _, h = rnn(onehot)
-        loss = torch.nn.functional.cross_entropy(readout(h[0]), target)
+        loss = torch.nn.functional.cross_entropy(readout(final_state()), target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         return loss.item()
-    return step, torch.__version__, torch.get_num_threads()
+    return step, 'torch %s, %d threads' % (torch.__version__, torch.get_num_threads())
 
 
-def fused_peak_memory(step):
-    """Peak bytes allocated (tracemalloc: Python and NumPy) during one fused iteration,
-    with the C kernel's buffer pool emptied first so its buffers are counted."""
+def jax_update(x, y):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    rng = np.random.default_rng(0)
+    params = (jnp.asarray(rng.normal(0, 0.001, (256, H)), jnp.float32), jnp.eye(H, dtype=jnp.float32),
+              jnp.zeros(H, jnp.float32), jnp.asarray(rng.normal(0, 0.001, (10, H)), jnp.float32),
+              jnp.zeros(10, jnp.float32))
+    xs, ys = jnp.asarray(x.T), jnp.asarray(y)
+
+    def loss_fn(p, xs, ys):
+        E, W, b, R, c = p
+
+        def cell(h, xt):
+            return jax.nn.relu(E[xt] + h @ W.T + b), None
+        h, _ = jax.lax.scan(cell, jnp.zeros((xs.shape[1], H), jnp.float32), xs)
+        logits = h @ R.T + c
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(ys.shape[0]), ys])
+
+    @jax.jit
+    def update(p, xs, ys):
+        loss, g = jax.value_and_grad(loss_fn)(p, xs, ys)
+        norm = jnp.sqrt(sum(jnp.sum(gi * gi) for gi in g))
+        rate = jnp.minimum(1.0, 1.0 / norm)
+        return tuple(pi - 1e-8 * rate * gi for pi, gi in zip(p, g)), loss
+
+    state = [params]
+
+    def step():
+        state[0], loss = update(state[0], xs, ys)
+        return float(loss)  # waits for the result
+    return step, 'jax %s' % jax.__version__
+
+
+def eval_pass():
+    import numpy as np
+    os.environ['IRNN_FUSED_KERNEL'] = 'c'
+    import irnn_chainer  # noqa: F401
+    import chainer
+    from irnn_chainer import model as model_mod
+    x, y, _ = load_pixels(10000, 'test')
+    np.random.seed(0)
+    model = model_mod.build('irnn', n_units=H, impl='fused')
+
+    def step():
+        correct = 0
+        with chainer.no_backprop_mode(), chainer.using_config('train', False):
+            for i in range(0, len(x), 1000):
+                logits = model(x[i:i + 1000]).array
+                correct += int((logits.argmax(1) == y[i:i + 1000]).sum())
+        return correct / len(x)
+    return step
+
+
+def peak_memory(step):
+    """Peak bytes allocated (tracemalloc: Python and NumPy) during one update beyond what was
+    allocated before it, with the C kernel's buffer pool emptied first so its buffers count."""
+    import tracemalloc
+    from irnn_chainer import kernels
     step()
     if kernels.c_kernel is not None:
         kernels.c_kernel._pool.clear()
     tracemalloc.start()
     try:
-        tracemalloc.reset_peak()
         base, _ = tracemalloc.get_traced_memory()
         step()
         _, peak = tracemalloc.get_traced_memory()
@@ -142,99 +215,175 @@ def fused_peak_memory(step):
     return peak - base
 
 
+def run_variant(name, reps, n_threads):
+    """In the child process: build the variant, warm up, time `reps` updates; a JSON line."""
+    x, y, source = load_pixels(B, 'train')
+    info = ''
+    if name.startswith(('irnn', 'tanh', 'lstm', 'eval')):
+        from irnn_chainer.kernels import threads
+        threads.set_threads(1 if name.endswith('-1') else n_threads)
+        info = '%d threads' % threads.get_threads()
+    if name == 'irnn-stepwise':
+        step = chainer_update('irnn', 'stepwise', 'auto', x, y)
+    elif name == 'irnn-numpy':
+        step = chainer_update('irnn', 'fused', 'numpy', x, y)
+    elif name in ('irnn-c-1', 'irnn-c-N'):
+        step = chainer_update('irnn', 'fused', 'c', x, y)
+    elif name == 'tanh-c-N':
+        step = chainer_update('rnn-tanh', 'fused', 'c', x, y)
+    elif name == 'lstm-numpy':
+        step = chainer_update('lstm', 'fused', 'numpy', x, y)
+    elif name == 'lstm-c-N':
+        step = chainer_update('lstm', 'fused', 'c', x, y)
+    elif name in ('torch-rnn', 'torch-lstm'):
+        step, info = torch_update(name.split('-')[1], x, y, n_threads)
+    elif name == 'jax-rnn':
+        step, info = jax_update(x, y)
+    elif name == 'eval-c-N':
+        step = eval_pass()
+    else:
+        raise SystemExit('unknown variant %r' % name)
+    first = None
+    for _ in range(VARIANTS[name][1]):
+        first = step() if first is None else first
+        step()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    out = {'times': times, 'first': first, 'info': info, 'source': source}
+    if name == 'irnn-c-N':
+        out['peak_bytes'] = peak_memory(step)
+    print(json.dumps(out))
+
+
+# ------------------------------------------------------------------ the driver
+
+def child(name, reps, n_threads, env):
+    cmd = [sys.executable, os.path.abspath(__file__), '--variant', name, '--reps', str(reps),
+           '--threads', str(n_threads)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [line for line in p.stdout.splitlines() if line.startswith('{')]
+    if p.returncode != 0 or not lines:
+        err = (p.stderr.strip().splitlines() or ['exit %d' % p.returncode])[-1]
+        return None, err
+    return json.loads(lines[-1]), None
+
+
+def available(name):
+    """Whether a peer's library imports here (checked in a child, so this process stays clean)."""
+    mod = {'torch': 'torch', 'jax': 'jax'}.get(name.split('-')[0])
+    if not mod:
+        return True
+    return subprocess.run([sys.executable, '-c', 'import %s' % mod], capture_output=True).returncode == 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--batch', type=int, default=16)
-    p.add_argument('--T', type=int, default=784)
-    p.add_argument('--H', type=int, default=100)
-    p.add_argument('--rounds', type=int, default=3, help='interleaved rounds')
+    p.add_argument('--rounds', type=int, default=3, help='interleaved rounds (default 3)')
     p.add_argument('--quick', action='store_true', help='1 round, fewer repetitions')
-    p.add_argument('--no-torch', action='store_true')
-    p.add_argument('--no-stepwise', action='store_true')
+    p.add_argument('--only', help='comma-separated variants (default: all)')
+    p.add_argument('--skip', help='comma-separated variants to leave out')
+    p.add_argument('--threads', type=int, default=None, help='N (default: the cores this process may use)')
+    p.add_argument('--keep-openblas-env', action='store_true',
+                   help='keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the children')
+    p.add_argument('--variant', help=argparse.SUPPRESS)
+    p.add_argument('--reps', type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    n_threads = a.threads or len(os.sched_getaffinity(0))
+    if a.variant:
+        return run_variant(a.variant, a.reps, n_threads)
+
+    names = a.only.split(',') if a.only else list(VARIANTS)
+    skip = set(a.skip.split(',')) if a.skip else set()
+    unknown = [n for n in names + list(skip) if n not in VARIANTS]
+    if unknown:
+        p.error('unknown variant(s) %s; known: %s' % (', '.join(unknown), ', '.join(VARIANTS)))
+    names = [n for n in names if n not in skip]
+    notes = ['%s skipped: %s does not import' % (n, n.split('-')[0]) for n in names if not available(n)]
+    names = [n for n in names if available(n)]
+    env = dict(os.environ)
+    if not a.keep_openblas_env:
+        env.pop('OPENBLAS_CORETYPE', None)
+        env.pop('OPENBLAS_L2_SIZE', None)
     rounds = 1 if a.quick else a.rounds
-    per_round = {'stepwise': 1 if a.quick else 2, 'fused-numpy': 5 if a.quick else 10,
-                 'fused-c': 10 if a.quick else 40, 'torch': 3 if a.quick else 6}
-    warmup = {'stepwise': 1, 'fused-numpy': 2, 'fused-c': 5, 'torch': 2}
-
-    x, y, source = load_batch(a.batch, a.T, seed=0)
-    env_kernel = os.environ.get(kernels.ENV)
-    steps, notes = {}, []
-    if not a.no_stepwise:
-        steps['stepwise'] = chainer_step('stepwise', a.H, x, y)
-    steps['fused-numpy'] = chainer_step('fused', a.H, x, y, kernel='numpy')
-    if kernels.c_kernel is not None:
-        steps['fused-c'] = chainer_step('fused', a.H, x, y, kernel='c')
-    else:
-        notes.append('fused-c skipped: %s' % kernels.backend_description())
-    torch_info = None
-    if not a.no_torch:
-        try:
-            steps['torch'], tv, tthreads = torch_step(a.H, x, y)
-            torch_info = 'torch %s, %d threads' % (tv, tthreads)
-        except ImportError as e:
-            notes.append('torch skipped: %s' % e)
-
-    times = {k: [] for k in steps}
-    losses = {}
-    for k, step in steps.items():
-        for _ in range(warmup[k]):
-            losses[k] = step()
+    times = {n: [] for n in names}
+    meta = {}
+    t_start = time.time()
     for r in range(rounds):
-        for k, step in steps.items():
-            for _ in range(per_round[k]):
-                t0 = time.perf_counter()
-                step()
-                times[k].append(time.perf_counter() - t0)
-    mem = {}
-    for k in ('fused-c', 'fused-numpy'):
-        if k in steps:
-            mem[k] = fused_peak_memory(steps[k])
-    if env_kernel is None:
-        os.environ.pop(kernels.ENV, None)
-    else:
-        os.environ[kernels.ENV] = env_kernel
+        for n in names:
+            reps = VARIANTS[n][2][1 if a.quick else 0]
+            out, err = child(n, reps, n_threads, env)
+            if out is None:
+                notes.append('%s failed in round %d: %s' % (n, r + 1, err))
+                continue
+            times[n] += out['times']
+            meta[n] = out
+            sys.stderr.write('round %d/%d %-14s median %8.2f ms  (%.0f s so far)\n'
+                             % (r + 1, rounds, n, 1e3 * statistics.median(out['times']),
+                                time.time() - t_start))
+    med = {n: statistics.median(v) for n, v in times.items() if v}
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print('IRNN training iteration: batch %d, T %d, H %d, forward + backward + clipped SGD '
-          '(%s)' % (a.batch, a.T, a.H, source))
-    print('python %s, numpy %s, chainer %s%s; C kernel: %s'
-          % (platform.python_version(), np.__version__, chainer.__version__,
-             ', ' + torch_info if torch_info else '', kernels.backend_description()
-             if kernels.c_kernel is not None else 'not built'))
-    print('OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s' % (os.environ.get('OPENBLAS_CORETYPE', '-'),
-                                                      os.environ.get('OPENBLAS_L2_SIZE', '-')))
+    import numpy as np
+    import irnn_chainer  # noqa: F401  (compat shims before chainer)
+    import chainer
+    print('One update: batch %d, T %d, H %d, float32, forward + backward + clip 1 + SGD; each variant '
+          'in its own process, %d interleaved round(s), medians' % (B, T, H, rounds))
+    print('python %s, numpy %s, chainer %s; %s; N = %d threads; %s; %s' % (
+        platform.python_version(), np.__version__, chainer.__version__, platform.processor() or
+        platform.machine(), n_threads, 'data: %s' % next(iter(meta.values()))['source'] if meta else '',
+        'OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE kept' if a.keep_openblas_env else
+        'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the children'))
+    for n in ('torch-rnn', 'jax-rnn'):
+        if n in meta:
+            print('%s: %s' % (n.split('-')[0], meta[n]['info']))
     print()
-    head = '| variant | n | median ms/iter | min ms | s per 60000-image epoch | vs stepwise | vs torch | first loss |'
+    ref = med.get('irnn-c-N')
+    head = '| variant | what | n | median ms | min ms | s per 3750 updates | vs irnn-c-N |'
     print(head)
     print('|' + '---|' * (head.count('|') - 1))
-    for k in steps:
-        vs_step = '%.1fx' % (med['stepwise'] / med[k]) if 'stepwise' in med else '-'
-        vs_torch = '%.2fx' % (med['torch'] / med[k]) if 'torch' in med else '-'
-        print('| %s | %d | %.2f | %.2f | %.1f | %s | %s | %.6f |'
-              % (k, len(times[k]), med[k] * 1e3, min(times[k]) * 1e3, med[k] * EPOCH_ITERS,
-                 vs_step, vs_torch, losses[k]))
+    for n in names:
+        if n not in med:
+            continue
+        per_epoch = '-' if n.startswith('eval') else '%.1f' % (med[n] * EPOCH_ITERS)
+        print('| %s | %s | %d | %.2f | %.2f | %s | %s |' % (
+            n, VARIANTS[n][0], len(times[n]), med[n] * 1e3, min(times[n]) * 1e3, per_epoch,
+            '%.2fx' % (med[n] / ref) if ref and not n.startswith('eval') else '-'))
     print()
-    for k, v in mem.items():
-        print('peak memory of one %s training iteration (tracemalloc, beyond data and '
-              'parameters): %.1f MB' % (k, v / 2**20))
-    import resource
-    print('max RSS of this process (all variants, incl. Python, Chainer%s): %.0f MB'
-          % (', torch' if 'torch' in steps else '',
-             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
-    for n in notes:
-        print(n)
-    if 'fused-c' in med:
-        c = med['fused-c']
-        checks = [('<= 15 ms/iteration', c * 1e3 <= 15)]
-        if 'stepwise' in med:
-            checks.append(('>= 40x stepwise', med['stepwise'] / c >= 40))
-        if 'torch' in med:
-            checks.append(('>= 10x torch', med['torch'] / c >= 10))
-        if 'fused-c' in mem:
-            checks.append(('< 100 MB', mem['fused-c'] < 100 * 2**20))
-        print('targets (fused-c): ' + ', '.join('%s %s' % (n, 'met' if ok else 'MISSED')
-                                                for n, ok in checks))
+    if 'irnn-c-N' in meta and 'peak_bytes' in meta['irnn-c-N']:
+        print('peak memory of one irnn-c-N update (tracemalloc, beyond data and parameters): %.1f MB'
+              % (meta['irnn-c-N']['peak_bytes'] / 2 ** 20))
+    for note in notes:
+        print(note)
+
+    def ratio(a_, b_):
+        return med[a_] / med[b_] if a_ in med and b_ in med else None
+    checks = []
+    if ref:
+        checks.append(('IRNN update <= 3.0 ms', ref * 1e3 <= 3.0, '%.2f ms' % (ref * 1e3)))
+    for peer, need in (('jax-rnn', 4), ('torch-rnn', 12)):
+        r = ratio(peer, 'irnn-c-N')
+        if r:
+            checks.append(('IRNN >= %dx %s' % (need, peer), r >= need, '%.1fx' % r))
+    r = ratio('irnn-c-1', 'irnn-c-N')
+    if r:
+        checks.append(('N threads >= 1.6x 1 thread', r >= 1.6, '%.2fx' % r))
+    r = ratio('tanh-c-N', 'irnn-c-N')
+    if r:
+        checks.append(('rnn-tanh <= 1.3x IRNN', r <= 1.3, '%.2fx' % r))
+    if 'lstm-c-N' in med:
+        checks.append(('LSTM <= 20 ms', med['lstm-c-N'] * 1e3 <= 20, '%.1f ms' % (med['lstm-c-N'] * 1e3)))
+    r = ratio('torch-lstm', 'lstm-c-N')
+    if r:
+        checks.append(('LSTM >= 3x torch-lstm', r >= 3, '%.1fx' % r))
+    if 'eval-c-N' in med:
+        checks.append(('evaluation of 10000 <= 0.6 s', med['eval-c-N'] <= 0.6, '%.2f s' % med['eval-c-N']))
+    if 'irnn-c-N' in meta and 'peak_bytes' in meta['irnn-c-N']:
+        mb = meta['irnn-c-N']['peak_bytes'] / 2 ** 20
+        checks.append(('update memory < 100 MB', mb < 100, '%.1f MB' % mb))
+    if checks:
+        print('targets: ' + '; '.join('%s: %s (%s)' % (c, 'met' if ok else 'MISSED', v) for c, ok, v in checks))
 
 
 if __name__ == '__main__':
