@@ -38,8 +38,9 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        # CuPy for --gpu; pick the wheel matching your CUDA (cupy-cuda11x / 12x / 13x).
-        'gpu': ['cupy-cuda12x'],
+        # CuPy for --gpu with its CUDA libraries (cuBLAS, NVRTC, ...) from PyPI: without
+        # them Chainer silently reports no CUDA. CUDA 13 drivers: cupy-cuda13x[ctk].
+        'gpu': ['cupy-cuda12x[ctk]'],
         # irnn-chainer sweep: Optuna (>= 4.9 for RetryHeartbeatStaleTrialCallback) and the
         # PostgreSQL driver SQLAlchemy 2 uses by default, for studies shared across machines.
         'sweep': ['optuna>=4.9', 'psycopg[binary]'],

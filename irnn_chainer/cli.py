@@ -258,6 +258,8 @@ def cmd_info(args):
         print('  - %s: %s' % (name, why))
     ok, why = api.cuda_status()
     print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
+    for name, value in api.cuda_details():
+        print('  - %s: %s' % (name, value))
     from irnn_chainer import model
     print('models   fused path: %s; stepwise only: %s' % (
         ', '.join(m for m, v in model.MODELS.items() if v[2]),
