@@ -47,7 +47,9 @@ setup(
         # mpiexec -n N irnn-chainer train --communicator naive: ChainerMN (inside Chainer 7)
         # needs mpi4py and an MPI library (Debian: openmpi-bin libopenmpi-dev).
         'mpi': ['mpi4py'],
-        'test': ['pytest'],
+        # NVRTC (~90 MB wheel) for the CPU-only compile check of the CUDA kernel source
+        # (tests/test_cuda_kernel.py); Linux x86-64 wheels only.
+        'test': ['pytest', 'nvidia-cuda-nvrtc-cu12; platform_system == "Linux" and platform_machine == "x86_64"'],
     },
     entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.cli:main']},
 )
