@@ -7,7 +7,8 @@
 ``irnn_recurrence(ids, E, W, b)`` gives h_T (B, H), or every h_t (B, T, H) with
 ``return_sequence=True``; E is ``pixel_to_h.W`` (V, H), W and b are ``h_to_h``'s (the
 Linear convention x W^T + b). The time loop runs in a kernel (:mod:`irnn_chainer.kernels`:
-compiled C when built, else NumPy; CuPy arrays go to the GPU kernel or raise).
+compiled C when built, else NumPy; CuPy arrays go to the CUDA kernel, or with
+``IRNN_FUSED_KERNEL=numpy`` to the NumPy kernel on CuPy arrays).
 
 Forward keeps every h_t (T * B * H values) for backward, and nothing per step when the
 graph is not built (``chainer.config.enable_backprop`` False, or no input needs a
@@ -27,10 +28,6 @@ from irnn_chainer.kernels import numpy_kernel
 
 def _xp(*arrays):
     return backend.get_array_module(*arrays)
-
-
-def _is_cupy(xp):
-    return getattr(xp, '__name__', '') != 'numpy'
 
 
 class IRNNRecurrence(function_node.FunctionNode):
@@ -154,7 +151,7 @@ class LSTMRecurrence(function_node.FunctionNode):
     """Inputs (G, U): G = E Wu^T + bu (V, 4H), the ``upward`` Linear applied to every
     embedding row, and U = ``lateral.W`` (4H, H); output h_T (B, H) of Chainer's LSTM
     (gates interleaved as in ``F.lstm``) from zero state. ``ids`` (B, T) go to the
-    constructor. NumPy only (:mod:`irnn_chainer.kernels.lstm_numpy`)."""
+    constructor. One kernel for NumPy and CuPy arrays (:mod:`irnn_chainer.kernels.lstm_numpy`)."""
 
     def __init__(self, ids, keep=True):
         self.ids = ids
@@ -170,10 +167,7 @@ class LSTMRecurrence(function_node.FunctionNode):
     def forward(self, inputs):
         G, U = inputs
         xp = _xp(self.ids, G, U)
-        if _is_cupy(xp):
-            raise NotImplementedError('the fused LSTM has a NumPy kernel only; use impl=\'stepwise\' '
-                                      'on the GPU')
-        from irnn_chainer.kernels import lstm_numpy
+        from irnn_chainer.kernels import lstm_numpy  # the array-module kernel (NumPy or CuPy)
         self.ids = xp.ascontiguousarray(self.ids, dtype=xp.int32)
         self.n_vocab = G.shape[0]
         self.saved, hT = lstm_numpy.forward(self.ids, xp.ascontiguousarray(G), xp.ascontiguousarray(U),

@@ -308,3 +308,21 @@ def test_threadsanitizer_reports_the_race_without_syncthreads(emu_dir):
     # at the kernel's own lines: a state written (forward) / read (matvec) in shared memory
     assert re.search(r'irnn_cuda\.cu:\d+', p.stderr), p.stderr[-3000:]
     assert "'irnn_forward::buf'" in p.stderr or "'irnn_backward::buf'" in p.stderr, p.stderr[-3000:]
+
+
+NVCC = shutil.which('nvcc')
+
+
+@pytest.mark.parametrize('arch', ['sm_80', 'sm_90'])
+def test_nvcc_compiles_the_kernel_source_too(tmp_path, arch):
+    """The machine's own CUDA toolkit (13 here; the H200 machine's CuPy is cupy-cuda13x),
+    where there is one: another compiler version on the same text."""
+    if not NVCC:
+        pytest.skip('no nvcc on this machine (optional; NVRTC 12 above is the required check)')
+    for dtype in (np.float32, np.float64):
+        opts = list(cuda.options(cuda.plan(16, 100, dtype)))
+        out = str(tmp_path / 'k.cubin')
+        p = subprocess.run([NVCC, '-arch=' + arch, '-cubin', '-Werror', 'all-warnings'] + opts +
+                           ['-o', out, cuda.SOURCE_PATH], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert p.returncode == 0, p.stdout
+        assert open(out, 'rb').read(4) == b'\x7fELF'

@@ -4,12 +4,13 @@ CPU: the compiled C kernel (``_irnn_cpu``, built by setup.py when a C compiler i
 or, when it is not built or ``IRNN_FUSED_KERNEL=numpy`` is set, the NumPy kernel.
 :func:`backend_name` says which one runs and :func:`backend_description` why.
 
-GPU: CuPy arrays go to the module ``irnn_chainer.kernels.cuda`` (another issue adds it),
-with the same interface as :mod:`.numpy_kernel` (``forward``, ``backward``, ``name``).
-Without it they raise NotImplementedError, never fall back to NumPy silently.
+GPU: CuPy arrays go to the CUDA kernel :mod:`.cuda` (same interface as
+:mod:`.numpy_kernel`: ``forward``, ``backward``, ``name``), or with ``IRNN_FUSED_KERNEL=numpy``
+to the NumPy kernel on CuPy arrays (the array-module path). Without the CUDA module they
+raise NotImplementedError, never fall back silently.
 
-``IRNN_FUSED_KERNEL``: ``auto`` (default: C if built, else NumPy), ``c`` (C or an
-error), ``numpy``. Read at each call, so tests can switch it.
+``IRNN_FUSED_KERNEL``: ``auto`` (default: C if built, else NumPy; CUDA on the GPU), ``c``
+(C or an error; CPU only), ``numpy``. Read at each call, so tests can switch it.
 """
 import os
 
@@ -62,6 +63,12 @@ def get_kernel(xp):
     """The kernel for arrays of module ``xp`` (numpy or cupy)."""
     if getattr(xp, '__name__', '') == 'numpy':
         return cpu_kernel()
+    choice = _choice()
+    if choice == 'numpy':
+        return numpy_kernel
+    if choice == 'c':
+        raise RuntimeError('%s=c is the CPU kernel; CuPy arrays run auto (CUDA) or numpy '
+                           '(the array-module path)' % ENV)
     return gpu_kernel()
 
 
