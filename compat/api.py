@@ -225,8 +225,15 @@ def _chainer_cuda():
 
 
 def _first_line(e):
-    text = str(e).strip()
-    return '%s: %s' % (type(e).__name__, text.splitlines()[0]) if text else type(e).__name__
+    """``Type: message`` in one line. CuPy's import errors are a banner of ``=`` lines
+    around 'Failed to import CuPy ... Original error: <the error>': that one is taken."""
+    lines = [l.strip() for l in str(e).splitlines() if any(c.isalnum() for c in l)]
+    if not lines:
+        return type(e).__name__
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith('Original error'):
+            return '%s: %s' % (type(e).__name__, lines[i + 1])
+    return '%s: %s' % (type(e).__name__, lines[0])
 
 
 #: pip's name for CuPy with its CUDA libraries (cuBLAS, NVRTC, ...) from PyPI.

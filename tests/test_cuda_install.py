@@ -122,6 +122,17 @@ def test_cuda_status_names_the_real_reason(monkeypatch, cuda, device, words):
     assert why in str(e.value) and '\n' not in str(e.value)
 
 
+def test_cupys_import_banner_gives_its_original_error():
+    e = ImportError('\n' + '=' * 64 + '\n\nFailed to import CuPy.\n\nIf you installed CuPy via wheels '
+                    '(cupy-cudaXXX or cupy-rocm-X-X), make sure that the package matches with the version '
+                    'of CUDA or ROCm installed.\n\nOriginal error:\n  ImportError: libcudart.so.12: cannot '
+                    'open shared object file: No such file or directory\n\n' + '=' * 64 + '\n')
+    assert api._first_line(e) == ('ImportError: ImportError: libcudart.so.12: cannot open shared object '
+                                  'file: No such file or directory')
+    assert api._first_line(RuntimeError('')) == 'RuntimeError'
+    assert api._first_line(OSError('one\ntwo')) == 'OSError: one'
+
+
 def test_cuda_status_ok_for_an_existing_device(monkeypatch):
     monkeypatch.setattr(api, '_chainer_cuda', lambda: fake_chainer_cuda(True, runtime=FakeRuntime(count=2)))
     assert api.cuda_status(1) == (True, '2 CUDA device(s)')
