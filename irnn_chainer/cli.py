@@ -267,6 +267,7 @@ def cmd_info(args):
     try:
         from irnn_chainer import kernels
         print('fused    CPU kernel: %s' % kernels.backend_description())
+        print('         GPU kernel: %s' % kernels.gpu_description())
     except ImportError as e:
         print('fused    not available (%s)' % e)
     return 0

@@ -191,3 +191,14 @@ def test_real_cupy_info_and_one_line_gpu_errors():
                               '--test-limit', '20', '--unit', '8', '--epoch', '1', '--out',
                               os.path.join(venv, 'cpu-run'), '--force')
     assert code == 0 and 'final: epoch 1' in out, err
+
+
+def test_info_has_a_cuda_section():
+    p = subprocess.run([sys.executable, '-m', 'irnn_chainer', 'info'], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    ok, why = api.cuda_status()
+    assert ('cuda     %s' % ('usable: ' if ok else 'not usable: ') + why) in p.stdout
+    for line in ('  - cupy: ', '  - chainer sees CUDA: ', '  - cuDNN: off',
+                 'GPU kernel: cuda (irnn_cuda.cu'):
+        assert line in p.stdout, (line, p.stdout)

@@ -85,3 +85,15 @@ def backend_description():
     if c_kernel is None:
         return 'numpy (C kernel not built: %s)' % _c_error
     return 'c (compiled extension %s)' % os.path.basename(c_kernel._ext.__file__)
+
+
+def gpu_description():
+    """One line for ``irnn-chainer info``: the kernel CuPy arrays run."""
+    if _choice() == 'numpy':
+        return 'numpy on CuPy arrays (forced by %s=numpy)' % ENV
+    try:
+        from irnn_chainer.kernels import cuda
+    except ImportError as e:
+        return 'none (%s)' % e
+    return ('cuda (%s: NVRTC compiles it at first use, then it checks itself against the '
+            'array-module path)' % os.path.basename(cuda.SOURCE_PATH))
