@@ -12,6 +12,7 @@ raise NotImplementedError, never fall back silently.
 ``IRNN_FUSED_KERNEL``: ``auto`` (default: C if built, else NumPy; CUDA on the GPU), ``c``
 (C or an error; CPU only), ``numpy``. Read at each call, so tests can switch it.
 """
+import importlib
 import os
 
 from irnn_chainer.kernels import numpy_kernel
@@ -50,8 +51,8 @@ def cpu_kernel():
 
 def gpu_kernel():
     """The CUDA kernel module, or NotImplementedError."""
-    try:
-        from irnn_chainer.kernels import cuda
+    try:  # import_module: honours sys.modules (a module set to None is not importable)
+        cuda = importlib.import_module('irnn_chainer.kernels.cuda')
     except ImportError as e:
         raise NotImplementedError(
             'fused GPU kernel not available (irnn_chainer.kernels.cuda: %s); CuPy arrays are '
@@ -92,7 +93,7 @@ def gpu_description():
     if _choice() == 'numpy':
         return 'numpy on CuPy arrays (forced by %s=numpy)' % ENV
     try:
-        from irnn_chainer.kernels import cuda
+        cuda = importlib.import_module('irnn_chainer.kernels.cuda')
     except ImportError as e:
         return 'none (%s)' % e
     return ('cuda (%s: NVRTC compiles it at first use, then it checks itself against the '
