@@ -2,7 +2,7 @@
 section and the one-line `--gpu 0` errors.
 
 The real-CuPy tests run the commands of a venv that has ``cupy-cuda12x[ctk]`` installed
-(~1.5 GB of CUDA wheels, too heavy for every CI run): opt in with
+(~3 GB installed, too heavy for every CI run): opt in with
 ``IRNN_CUPY_VENV=/path/to/venv`` (``benchmarks/gpu_prepare.sh cupy-venv`` makes one). On
 a machine with a working GPU they are skipped (they check the no-driver case).
 """
@@ -157,7 +157,7 @@ def cupy_venv():
     venv = os.environ.get('IRNN_CUPY_VENV')
     if not venv:
         pytest.skip('opt-in: IRNN_CUPY_VENV=/path/to/venv with cupy-cuda12x[ctk] and this project '
-                    'installed (~1.5 GB; benchmarks/gpu_prepare.sh cupy-venv makes it)')
+                    'installed (~3 GB; benchmarks/gpu_prepare.sh cupy-venv makes it)')
     exe = os.path.join(venv, 'bin', 'irnn-chainer')
     if not os.path.exists(exe):
         pytest.fail('IRNN_CUPY_VENV=%s has no bin/irnn-chainer' % venv)
