@@ -29,7 +29,9 @@ setup(
     packages=['irnn_chainer', 'irnn_chainer.kernels', 'irnn_chainer.compat'],
     package_dir={'irnn_chainer': 'irnn_chainer', 'irnn_chainer.compat': 'compat'},
     # The embedded 5000-image MNIST subset (CC BY-SA 3.0) and its provenance; data.py reads it.
-    package_data={'irnn_chainer': ['embedded/mnist_5k.npz', 'embedded/README.md']},
+    package_data={'irnn_chainer': ['embedded/mnist_5k.npz', 'embedded/README.md'],
+                  # the CUDA kernel's source, compiled by CuPy at run time (kernels/cuda.py)
+                  'irnn_chainer.kernels': ['*.cu']},
     # Optional: when it cannot compile, the install goes on and the NumPy kernel runs
     # (`irnn-chainer info` says which one).
     ext_modules=[kernel_build.extension(relative_to=HERE)],
@@ -40,15 +42,18 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        # CuPy for --gpu; pick the wheel matching your CUDA (cupy-cuda11x / 12x / 13x).
-        'gpu': ['cupy-cuda12x'],
+        # CuPy for --gpu with its CUDA libraries (cuBLAS, NVRTC, ...) from PyPI: without
+        # them Chainer silently reports no CUDA. CUDA 13 drivers: cupy-cuda13x[ctk].
+        'gpu': ['cupy-cuda12x[ctk]'],
         # irnn-chainer sweep: Optuna (>= 4.9 for RetryHeartbeatStaleTrialCallback) and the
         # PostgreSQL driver SQLAlchemy 2 uses by default, for studies shared across machines.
         'sweep': ['optuna>=4.9', 'psycopg[binary]'],
         # mpiexec -n N irnn-chainer train --communicator naive: ChainerMN (inside Chainer 7)
         # needs mpi4py and an MPI library (Debian: openmpi-bin libopenmpi-dev).
         'mpi': ['mpi4py'],
-        'test': ['pytest'],
+        # NVRTC (~90 MB wheel) for the CPU-only compile check of the CUDA kernel source
+        # (tests/test_cuda_kernel.py); Linux x86-64 wheels only.
+        'test': ['pytest', 'nvidia-cuda-nvrtc-cu12; platform_system == "Linux" and platform_machine == "x86_64"'],
     },
     entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.cli:main']},
 )

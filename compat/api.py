@@ -216,25 +216,89 @@ def array_module(x):
     return np
 
 
-def cuda_status():
-    """(usable, reason): whether CuPy can run kernels on a CUDA device here."""
+def _chainer_cuda():
     try:
         from chainer.backends import cuda
-    except ImportError:
+    except ImportError:  # Chainer < 5
         from chainer import cuda
+    return cuda
+
+
+def _first_line(e):
+    """``Type: message`` in one line. CuPy's import errors are a banner of ``=`` lines
+    around 'Failed to import CuPy ... Original error: <the error>': that one is taken."""
+    lines = [l.strip() for l in str(e).splitlines() if any(c.isalnum() for c in l)]
+    if not lines:
+        return type(e).__name__
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith('Original error'):
+            return '%s: %s' % (type(e).__name__, lines[i + 1])
+    return '%s: %s' % (type(e).__name__, lines[0])
+
+
+#: pip's name for CuPy with its CUDA libraries (cuBLAS, NVRTC, ...) from PyPI.
+CUPY_HINT = 'pip install "cupy-cuda12x[ctk]" (CUDA 12 drivers) or "cupy-cuda13x[ctk]" (CUDA 13)'
+
+
+def cuda_status(device_id=None):
+    """(usable, reason): whether CuPy can run kernels on a CUDA device here (device
+    ``device_id`` when given). Each reason is the real one: CuPy missing, Chainer's own
+    reason for not using it (``cuda._resolution_error``, e.g. a CUDA library not found),
+    no usable driver, no such device. Asks the driver (device count), so a Chainer that
+    reports CUDA available on a machine without a driver still gets its one-line reason."""
+    cuda = _chainer_cuda()
     if not getattr(cuda, 'available', False):
         try:
             import cupy  # noqa: F401
         except Exception as e:  # not installed, or its import failed
-            return False, 'CuPy is not usable (%s)' % (str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return False, 'CuPy is not usable (%s); %s' % (_first_line(e), CUPY_HINT)
+        why = getattr(cuda, '_resolution_error', None)
+        if why is not None:
+            return False, 'Chainer cannot use CuPy (%s); %s' % (_first_line(why), CUPY_HINT)
         return False, 'CuPy is installed but Chainer cannot use it (CUDA not available)'
     try:
         n = cuda.cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
-        return False, 'CUDA not available (%s)' % str(e).splitlines()[0]
+        return False, 'no usable CUDA driver (%s)' % _first_line(e)
     if n < 1:
-        return False, 'CUDA not available (no CUDA device found)'
+        return False, 'no CUDA device found'
+    if device_id is not None and device_id >= n:
+        return False, 'no CUDA device %d (%d device(s): 0 .. %d)' % (device_id, n, n - 1)
     return True, '%d CUDA device(s)' % n
+
+
+def cuda_details():
+    """(name, value) lines for ``irnn-chainer info``: CuPy and its wheel, whether Chainer
+    sees CUDA (and Chainer's reason when not), driver and runtime versions, device count,
+    cuDNN."""
+    rows = [('cupy', versions()['cupy'])]
+    cuda = _chainer_cuda()
+    available = bool(getattr(cuda, 'available', False))
+    why = getattr(cuda, '_resolution_error', None)
+    rows.append(('chainer sees CUDA', 'yes' if available else
+                 'no (%s)' % (_first_line(why) if why is not None else 'CuPy not importable')))
+    cupy = getattr(cuda, 'cupy', None) if available else None
+    if cupy is not None:
+        runtime = cupy.cuda.runtime
+        try:
+            rows.append(('CUDA runtime', str(runtime.runtimeGetVersion())))
+        except Exception as e:
+            rows.append(('CUDA runtime', 'unknown (%s)' % _first_line(e)))
+        try:
+            version = runtime.driverGetVersion()
+            rows.append(('CUDA driver', str(version) if version else 'none (driverGetVersion() = 0)'))
+        except Exception as e:
+            rows.append(('CUDA driver', 'none (%s)' % _first_line(e)))
+        try:
+            rows.append(('devices', str(runtime.getDeviceCount())))
+        except Exception as e:
+            rows.append(('devices', '0 (%s)' % _first_line(e)))
+    enabled = bool(getattr(cuda, 'cudnn_enabled', False))
+    has = _shims.cupy_has_cudnn()
+    rows.append(('cuDNN', 'on' if enabled else 'off (%s; CHAINER_CUDNN=%s)' % (
+        {None: 'no CuPy', False: 'CuPy has no cuDNN'}.get(has, 'not enabled'),
+        os.environ.get('CHAINER_CUDNN', 'unset'))))
+    return rows
 
 
 def device_spec(device=None, gpu=None):
@@ -262,13 +326,24 @@ def device_spec(device=None, gpu=None):
 
 
 def get_device(spec):
-    """A Chainer device object for a normalised spec, or DeviceError with one line."""
+    """A Chainer device object for a normalised spec, or DeviceError with one line.
+
+    A CUDA device is also used once (selected, one array allocated): that first device
+    call is where a missing driver or library shows itself, so it fails here, in one line,
+    and not as a traceback inside the training loop."""
     spec = device_spec(spec)
     if spec.startswith('@cupy:'):
-        ok, why = cuda_status()
+        n = int(spec[6:])
+        ok, why = cuda_status(n)
         if not ok:
-            raise DeviceError('--gpu/--device %s: %s; run on the CPU (--device @numpy) '
-                              'or install CuPy for your CUDA (pip install cupy-cuda12x)' % (spec, why))
+            raise DeviceError('--gpu/--device %s: %s; or run on the CPU (--device @numpy)' % (spec, why))
+        try:
+            cupy = _chainer_cuda().cupy
+            with cupy.cuda.Device(n):
+                cupy.zeros(1, dtype=np.float32).sum().get()
+        except Exception as e:
+            raise DeviceError('--gpu/--device %s: the first CUDA call failed (%s); or run on the '
+                              'CPU (--device @numpy)' % (spec, _first_line(e)))
     if hasattr(chainer, 'get_device'):
         return chainer.get_device(spec)
     return _LegacyDevice(spec)

@@ -1,4 +1,4 @@
-"""Environment shims: A-D before ``import chainer``, E after it.
+"""Environment shims: A-D, F and G before ``import chainer``, E after it.
 
 Each shim is applied only when the thing it provides is missing or broken (found by
 probing, not by version numbers), and is recorded in :data:`APPLIED` so
@@ -8,7 +8,9 @@ called by :mod:`.api` right after it imports Chainer.
 """
 import collections
 import collections.abc
+import glob
 import importlib.util
+import os
 import sys
 import types
 import warnings
@@ -144,6 +146,44 @@ def shim_numpy_distutils():
     return True
 
 
+def cupy_has_cudnn():
+    """Whether the installed CuPy (if any) ships its cuDNN module, found without importing
+    CuPy: ``cupy/cuda/cudnn*`` next to CuPy's package files (CuPy 14 removed it).
+    None when CuPy is not installed."""
+    try:
+        spec = importlib.util.find_spec('cupy')
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        if glob.glob(os.path.join(folder, 'cuda', 'cudnn*')):
+            return True
+    return False
+
+
+def shim_chainer_cudnn():
+    """F. CuPy 14 has no cuDNN; Chainer then warns at import ("cuDNN is not enabled")
+    and skips its cuDNN branches anyway. Set ``CHAINER_CUDNN=0`` (before Chainer reads it)
+    when CuPy is installed without cuDNN, unless the user set the variable."""
+    if 'CHAINER_CUDNN' in os.environ or cupy_has_cudnn() is not False:
+        return False
+    os.environ['CHAINER_CUDNN'] = '0'
+    _record('CHAINER_CUDNN=0', 'the installed CuPy has no cuDNN (CuPy 14 removed it)')
+    return True
+
+
+def shim_cupy_nccl_warning():
+    """G. CuPy without NCCL prints a 7-line warning at import, on every run; only
+    ChainerMN's multi-GPU communicators need NCCL (this project's ``--communicator naive``
+    uses MPI). Filter that one message when CuPy is installed."""
+    if cupy_has_cudnn() is None:
+        return False
+    warnings.filterwarnings('ignore', message=r'\s*nccl library could not be loaded', category=UserWarning)
+    _record('CuPy NCCL warning hidden', 'only multi-GPU communicators need NCCL (nvidia-nccl-cu12)')
+    return True
+
+
 def apply():
     """Apply every environment shim that this interpreter needs (idempotent)."""
     global _done
@@ -156,6 +196,8 @@ def apply():
     shim_collections_abcs()
     shim_pkg_resources()
     shim_numpy_distutils()
+    shim_chainer_cudnn()
+    shim_cupy_nccl_warning()
     return APPLIED
 
 

@@ -267,6 +267,8 @@ def cmd_info(args):
         print('  - %s: %s' % (name, why))
     ok, why = api.cuda_status()
     print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
+    for name, value in api.cuda_details():
+        print('  - %s: %s' % (name, value))
     from irnn_chainer import model
     print('models   fused path: %s; stepwise only: %s' % (
         ', '.join(m for m, v in model.MODELS.items() if v[2]),
@@ -274,6 +276,7 @@ def cmd_info(args):
     try:
         from irnn_chainer import kernels
         print('fused    CPU kernel: %s' % kernels.backend_description())
+        print('         GPU kernel: %s' % kernels.gpu_description())
     except ImportError as e:
         print('fused    not available (%s)' % e)
     from irnn_chainer.kernels import threads

@@ -7,7 +7,8 @@
 ``irnn_recurrence(ids, E, W, b)`` gives h_T (B, H), or every h_t (B, T, H) with
 ``return_sequence=True``; E is ``pixel_to_h.W`` (V, H), W and b are ``h_to_h``'s (the
 Linear convention x W^T + b). The time loop runs in a kernel (:mod:`irnn_chainer.kernels`:
-compiled C when built, else NumPy; CuPy arrays go to the GPU kernel or raise).
+compiled C when built, else NumPy; CuPy arrays go to the CUDA kernel, or with
+``IRNN_FUSED_KERNEL=numpy`` to the NumPy kernel on CuPy arrays).
 
 Forward keeps every h_t (T * B * H values) for backward, and nothing per step when the
 graph is not built (``chainer.config.enable_backprop`` False, or no input needs a
@@ -25,12 +26,12 @@ from irnn_chainer import kernels
 from irnn_chainer.kernels import numpy_kernel
 
 
-def _xp(*arrays):
-    return backend.get_array_module(*arrays)
-
-
 def _is_cupy(xp):
     return getattr(xp, '__name__', '') != 'numpy'
+
+
+def _xp(*arrays):
+    return backend.get_array_module(*arrays)
 
 
 class IRNNRecurrence(function_node.FunctionNode):
@@ -154,8 +155,9 @@ class LSTMRecurrence(function_node.FunctionNode):
     """Inputs (G, U): G = E Wu^T + bu (V, 4H), the ``upward`` Linear applied to every
     embedding row, and U = ``lateral.W`` (4H, H); output h_T (B, H) of Chainer's LSTM
     (gates interleaved as in ``F.lstm``) from zero state. ``ids`` (B, T) go to the
-    constructor. CPU only: the C kernel (:mod:`irnn_chainer.kernels.lstm_c`) or the NumPy one
-    (:mod:`irnn_chainer.kernels.lstm_numpy`), chosen as for the IRNN."""
+    constructor. On the CPU the C kernel (:mod:`irnn_chainer.kernels.lstm_c`) or the NumPy one,
+    chosen as for the IRNN; CuPy arrays run the array-module kernel
+    (:mod:`irnn_chainer.kernels.lstm_numpy`)."""
 
     def __init__(self, ids, keep=True):
         self.ids = ids
@@ -173,9 +175,10 @@ class LSTMRecurrence(function_node.FunctionNode):
         G, U = inputs
         xp = _xp(self.ids, G, U)
         if _is_cupy(xp):
-            raise NotImplementedError('the fused LSTM has CPU kernels only; use impl=\'stepwise\' '
-                                      'on the GPU')
-        self.kernel = kernels.lstm_cpu_kernel()
+            from irnn_chainer.kernels import lstm_numpy  # the array-module kernel (NumPy or CuPy)
+            self.kernel = lstm_numpy
+        else:
+            self.kernel = kernels.lstm_cpu_kernel()
         self.ids = xp.ascontiguousarray(self.ids, dtype=xp.int32)
         self.n_vocab = G.shape[0]
         self.saved, hT = self.kernel.forward(self.ids, xp.ascontiguousarray(G), xp.ascontiguousarray(U),

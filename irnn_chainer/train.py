@@ -227,10 +227,22 @@ def resolve_impl(cfg):
     try:
         import irnn_chainer.fused  # noqa: F401
         if str(cfg.get('device') or '').startswith('@cupy'):
-            import irnn_chainer.kernels.cuda  # noqa: F401  (no CUDA kernel yet: stepwise on GPU)
+            import irnn_chainer.kernels.cuda  # noqa: F401  (the CUDA kernel)
     except ImportError:
         return 'stepwise'
     return 'fused'
+
+
+def check_device_kernel(model, cfg, device, *datasets):
+    """On a GPU the CUDA kernel checks itself at its first use (kernels/cuda.py). Make that
+    first use happen here, on a training and an evaluation batch, before the trainer: a
+    kernel that disagrees is then refused in one line (a DeviceError), not a traceback from
+    inside the loop."""
+    if resolve_impl(cfg) != 'fused' or getattr(device, 'xp', np) is np:
+        return
+    for dataset, n in zip(datasets, (cfg['batchsize'], cfg['eval_batchsize'])):
+        with api.no_graph():
+            model(*convert([dataset[i] for i in range(min(n, len(dataset)))], device))
 
 
 def init_weights(model, path, log=print):
@@ -387,6 +399,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     if cfg['init_from'] and not snapshot:
         init_weights(model, cfg['init_from'], log=log)
     api.to_device(model, device)
+    check_device_kernel(model, cfg, device, train_set, test_set)
     optimizer = api.setup_optimizer(make_optimizer(cfg), model)
     if cfg['skip_nonfinite']:
         optimizer.add_hook(SkipNonFinite())  # before clipping: hooks run in the order added

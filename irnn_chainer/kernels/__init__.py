@@ -5,13 +5,15 @@ the LSTM's through :mod:`.lstm_c`) or, when it is not built or ``IRNN_FUSED_KERN
 is set, the NumPy kernels (:mod:`.numpy_kernel`, :mod:`.lstm_numpy`).
 :func:`backend_name` says which one runs and :func:`backend_description` why.
 
-GPU: CuPy arrays go to the module ``irnn_chainer.kernels.cuda`` (another issue adds it),
-with the same interface as :mod:`.numpy_kernel` (``forward``, ``backward``, ``name``).
-Without it they raise NotImplementedError, never fall back to NumPy silently.
+GPU: CuPy arrays go to the CUDA kernel :mod:`.cuda` (same interface as
+:mod:`.numpy_kernel`: ``forward``, ``backward``, ``name``), or with ``IRNN_FUSED_KERNEL=numpy``
+to the NumPy kernel on CuPy arrays (the array-module path). Without the CUDA module they
+raise NotImplementedError, never fall back silently.
 
-``IRNN_FUSED_KERNEL``: ``auto`` (default: C if built, else NumPy), ``c`` (C or an
-error), ``numpy``. Read at each call, so tests can switch it.
+``IRNN_FUSED_KERNEL``: ``auto`` (default: C if built, else NumPy; CUDA on the GPU), ``c``
+(C or an error; CPU only), ``numpy``. Read at each call, so tests can switch it.
 """
+import importlib
 import os
 
 from irnn_chainer.kernels import numpy_kernel
@@ -58,8 +60,8 @@ def lstm_cpu_kernel():
 
 def gpu_kernel():
     """The CUDA kernel module, or NotImplementedError."""
-    try:
-        from irnn_chainer.kernels import cuda
+    try:  # import_module: honours sys.modules (a module set to None is not importable)
+        cuda = importlib.import_module('irnn_chainer.kernels.cuda')
     except ImportError as e:
         raise NotImplementedError(
             'fused GPU kernel not available (irnn_chainer.kernels.cuda: %s); CuPy arrays are '
@@ -71,6 +73,12 @@ def get_kernel(xp):
     """The kernel for arrays of module ``xp`` (numpy or cupy)."""
     if getattr(xp, '__name__', '') == 'numpy':
         return cpu_kernel()
+    choice = _choice()
+    if choice == 'numpy':
+        return numpy_kernel
+    if choice == 'c':
+        raise RuntimeError('%s=c is the CPU kernel; CuPy arrays run auto (CUDA) or numpy '
+                           '(the array-module path)' % ENV)
     return gpu_kernel()
 
 
@@ -87,3 +95,15 @@ def backend_description():
     if c_kernel is None:
         return 'numpy (C kernel not built: %s)' % _c_error
     return 'c (compiled extension %s)' % os.path.basename(c_kernel._ext.__file__)
+
+
+def gpu_description():
+    """One line for ``irnn-chainer info``: the kernel CuPy arrays run."""
+    if _choice() == 'numpy':
+        return 'numpy on CuPy arrays (forced by %s=numpy)' % ENV
+    try:
+        cuda = importlib.import_module('irnn_chainer.kernels.cuda')
+    except ImportError as e:
+        return 'none (%s)' % e
+    return ('cuda (%s: NVRTC compiles it at first use, then it checks itself against the '
+            'array-module path)' % os.path.basename(cuda.SOURCE_PATH))

@@ -2,6 +2,8 @@
 
 Every step is a handful of NumPy calls writing into preallocated buffers (no temporaries
 per step beyond the boolean mask in backward); dW is one large product over all steps.
+Written against the array module (``xp``): CuPy arrays run it unchanged on the GPU (a loop
+of small cuBLAS calls, the reference the CUDA kernel checks itself against).
 
 Interface (shared by every kernel; arrays are C-contiguous, ids int32 (B, T)):
 
@@ -27,65 +29,79 @@ def check_activation(activation):
     return activation
 
 
+def array_module(*arrays):
+    """numpy or cupy for these arrays (Chainer's ``get_array_module``)."""
+    from chainer import backend
+    return backend.get_array_module(*arrays)
+
+
 def forward(ids, E, W, b, keep, activation='relu'):
     check_activation(activation)
+    xp = array_module(E)
     B, T = ids.shape
     H = W.shape[0]
     EB = E + b                      # bias folded into the embedding rows: one add per step less
     WT = W.T                        # BLAS reads the transpose in place
-    ids_t = np.ascontiguousarray(ids.T)
+    ids_t = xp.ascontiguousarray(ids.T)
     if keep:
-        hs = np.empty((T, B, H), dtype=E.dtype)
+        hs = xp.empty((T, B, H), dtype=E.dtype)
         bufs = hs
     else:
         hs = None
-        bufs = np.empty((2, B, H), dtype=E.dtype)
-    tmp = np.empty((B, H), dtype=E.dtype)
+        bufs = xp.empty((2, B, H), dtype=E.dtype)
+    tmp = xp.empty((B, H), dtype=E.dtype)
     prev = None
     for t in range(T):
         cur = bufs[t] if keep else bufs[t & 1]
-        np.take(EB, ids_t[t], axis=0, out=cur)
+        xp.take(EB, ids_t[t], axis=0, out=cur)
         if prev is not None:
-            np.dot(prev, WT, out=tmp)
+            xp.dot(prev, WT, out=tmp)
             cur += tmp
         if activation == 'relu':
-            np.maximum(cur, 0, out=cur)
+            xp.maximum(cur, 0, out=cur)
         else:
-            np.tanh(cur, out=cur)
+            xp.tanh(cur, out=cur)
         prev = cur
     return hs, prev.copy()
 
 
 def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
     check_activation(activation)
+    xp = array_module(hs)
     T, B, H = hs.shape
     dtype = hs.dtype
-    dpre = np.empty((T, B, H), dtype=dtype)
-    carry = np.zeros((B, H), dtype=dtype) if gT is None else np.array(gT, dtype=dtype)
-    mask = np.empty((B, H), dtype=bool)
+    dpre = xp.empty((T, B, H), dtype=dtype)
+    carry = xp.zeros((B, H), dtype=dtype) if gT is None else xp.array(gT, dtype=dtype)
+    mask = xp.empty((B, H), dtype=bool)
     for t in range(T - 1, -1, -1):
         if gseq is not None:
             carry += gseq[t]
         if activation == 'relu':
-            np.greater(hs[t], 0, out=mask)
-            np.multiply(carry, mask, out=dpre[t])
+            xp.greater(hs[t], 0, out=mask)
+            xp.multiply(carry, mask, out=dpre[t])
         else:  # d tanh = 1 - h^2
-            np.multiply(hs[t], hs[t], out=dpre[t])
-            np.subtract(1, dpre[t], out=dpre[t])
+            xp.multiply(hs[t], hs[t], out=dpre[t])
+            xp.subtract(1, dpre[t], out=dpre[t])
             dpre[t] *= carry
         if t:
-            np.dot(dpre[t], W, out=carry)
+            xp.dot(dpre[t], W, out=carry)
     flat = dpre.reshape(T * B, H)
-    dW = np.dot(dpre[1:].reshape(-1, H).T, hs[:-1].reshape(-1, H)) if T > 1 \
-        else np.zeros_like(W)
+    dW = xp.dot(dpre[1:].reshape(-1, H).T, hs[:-1].reshape(-1, H)) if T > 1 \
+        else xp.zeros_like(W)
     db = flat.sum(axis=0)
-    dE = scatter_rows(np.ascontiguousarray(ids.T).ravel(), flat, n_vocab)
+    dE = scatter_rows(xp.ascontiguousarray(ids.T).ravel(), flat, n_vocab)
     return dE, dW, db
 
 
 def scatter_rows(index, rows, n):
     """out[i] = sum of rows[k] with index[k] == i (out: (n, H)); a sort and add.reduceat
-    (faster than np.add.at on large inputs)."""
+    (faster than np.add.at on large inputs). CuPy arrays: ``cupyx.scatter_add``."""
+    xp = array_module(rows)
+    if xp is not np:
+        import cupyx
+        out = xp.zeros((n, rows.shape[1]), dtype=rows.dtype)
+        cupyx.scatter_add(out, index, rows)
+        return out
     order = np.argsort(index, kind='stable')
     sidx = index[order]
     starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]])

