@@ -8,7 +8,8 @@ dtypes Chainer 1.3's type checks demand.
 
 The model is a ``FunctionSet`` of parameterised Functions whose weight arrays are set in
 place; the optimizer is set up with ``collect_parameters()``; every update is
-``zero_grads()``, forward, ``backward()``, ``clip_grads(1.0)``, ``update()``; evaluation
+``zero_grads()``, forward, ``backward()``, ``update()`` (the blog ran without the gist's
+``clip_grads(1.0)``: ``--clip 1`` puts it back, with ``--init-std 0.001``, for the paper's setting); evaluation
 uses ``volatile`` Variables.
 
 Runs on Chainer 1.0.1 (on today's Python after 2to3; see tools/matrix.py), e.g.::
@@ -51,10 +52,10 @@ model = FunctionSet(pixel_to_h=F.EmbedID(256, n_units),
                     h_to_h=F.Linear(n_units, n_units),
                     h_to_y=F.Linear(n_units, 10))
 np.random.seed(args.seed)
-model.pixel_to_h.W[...] = np.random.normal(0, 0.001, model.pixel_to_h.W.shape)
+model.pixel_to_h.W[...] = np.random.normal(0, args.init_std, model.pixel_to_h.W.shape)
 model.h_to_h.W[...] = np.identity(n_units)
 model.h_to_h.b[...] = 0
-model.h_to_y.W[...] = np.random.normal(0, 0.001, model.h_to_y.W.shape)
+model.h_to_y.W[...] = np.random.normal(0, args.init_std, model.h_to_y.W.shape)
 model.h_to_y.b[...] = 0
 if args.gpu >= 0:
     cuda.init(args.gpu)
@@ -94,7 +95,8 @@ for epoch in range(1, harness.n_epochs(args, N) + 1):
         optimizer.zero_grads()
         loss, acc = forward(x_batch, y_batch)
         loss.backward()
-        optimizer.clip_grads(1.0)
+        if args.clip:  # the blog's own run had none (the default); the paper's: 1.0
+            optimizer.clip_grads(args.clip)
         optimizer.update()
         log.iteration(api.scalar(loss), time.perf_counter() - start)
         iteration += 1

@@ -9,7 +9,8 @@ Runs three programs on the same seed, data and number of iterations:
 
 The venvs come from ``tools/matrix.py`` (built on first use, cached), so this command needs
 a source checkout. Every program draws its initial weights with ``np.random.seed(seed)``
-then ``pixel_to_h`` and ``h_to_y`` N(0, 0.001) in that order, and shuffles each epoch with
+then ``pixel_to_h`` and ``h_to_y`` N(0, --init-std) in that order (default 0.01 and no
+clipping: the blog's own run; ``--init-std 0.001 --clip 1`` is the paper's setting), and shuffles each epoch with
 ``np.random.permutation`` from the same stream, so the per-iteration losses must agree.
 Writes ``compare.md``, ``compare.csv``, ``compare.png`` and each program's JSON log into
 ``--out``; exits 1 when any loss differs from the library's by more than ``--tolerance``.
@@ -66,6 +67,12 @@ def add_program_arguments(p):
     p.add_argument('--batchsize', '-b', type=int, default=16)
     p.add_argument('--eval-batchsize', type=int, default=1000)
     p.add_argument('--lr', type=float, default=1e-8)
+    # The blog's own run (its words: "std of 0.01; No gradient clipping"); the paper's setting
+    # is --init-std 0.001 --clip 1.
+    p.add_argument('--init-std', type=float, default=0.01,
+                   help='std of the N(0, s) pixel_to_h and h_to_y weights (default 0.01, the blog\'s)')
+    p.add_argument('--clip', type=float, default=0.0,
+                   help='global-norm gradient clipping (default 0: none, as the blog ran; the paper: 1)')
     p.add_argument('--log-json', metavar='FILE', help='write per-iteration losses etc. as JSON')
     return p
 
@@ -142,11 +149,11 @@ def run_library(argv=None):
 
     train_x, train_y, test_x, test_y = load_data(args)
     np.random.seed(args.seed)
-    model = IRNN(n_units=N_UNITS)  # draws pixel_to_h/W, then h_to_y/W, from np.random
+    model = IRNN(n_units=N_UNITS, init_std=args.init_std)  # draws pixel_to_h/W, then h_to_y/W
     device = api.get_device(api.device_spec(gpu=args.gpu))
     api.to_device(model, device)
     xp = device.xp
-    optimizer = api.setup_optimizer(chainer.optimizers.SGD(lr=args.lr), model, clip=1.0)
+    optimizer = api.setup_optimizer(chainer.optimizers.SGD(lr=args.lr), model, clip=args.clip or None)
     log = RunLog('library', api.chainer_version())
 
     def forward(x, t):
@@ -196,6 +203,10 @@ def add_arguments(p):
                    help='MNIST source (default embedded: the 5000-image subset)')
     p.add_argument('--data-dir', help='folder with the four MNIST IDX files')
     p.add_argument('--lr', type=float, default=1e-8, help='SGD learning rate (default 1e-8)')
+    p.add_argument('--init-std', type=float, default=0.01,
+                   help='N(0, s) input/output weights (default 0.01: the blog\'s own run; paper 0.001)')
+    p.add_argument('--clip', type=float, default=0.0,
+                   help='gradient clipping (default 0 = none: the blog\'s own run; paper 1)')
     p.add_argument('--out', '-o', default='compare', help='output folder (default: compare)')
     p.add_argument('--programs', nargs='+', choices=PROGRAMS, default=list(PROGRAMS),
                    help='which programs to run (default: all three)')
@@ -350,7 +361,7 @@ def run(args):
     data_path = os.path.join(args.out, 'data.npz')
     np.savez(data_path, train_x=d.train_x, train_y=d.train_y, test_x=d.test_x, test_y=d.test_y)
     common = ['--seed', str(args.seed), '--data-npz', data_path, '--iterations', str(args.iterations),
-              '--lr', repr(args.lr)]
+              '--lr', repr(args.lr), '--init-std', repr(args.init_std), '--clip', repr(args.clip)]
     commands = dict((n, _program_command(n, args, root)) for n in args.programs)
     logs = {}
     for name in args.programs:
@@ -378,8 +389,9 @@ def run(args):
             logs[name] = json.load(f)
         print('  %s: %d iterations in %.1f s' % (name, len(logs[name]['losses']), time.time() - t0))
     diffs, problems = compare_logs(logs, args.tolerance)
-    title = ('IRNN, seed %d, %d iterations at batch 16, lr %g, %s (%d train / %d test)'
-             % (args.seed, args.iterations, args.lr, d.source, len(d.train_x), len(d.test_x)))
+    title = ('IRNN, seed %d, %d iterations at batch 16, lr %g, weights N(0, %g), clip %s, %s '
+             '(%d train / %d test)' % (args.seed, args.iterations, args.lr, args.init_std,
+                                       args.clip or 'off', d.source, len(d.train_x), len(d.test_x)))
     md, csv_path, png = write_outputs(logs, diffs, args.out, title, args.tolerance)
     with open(md) as f:
         print(f.read())
