@@ -1,0 +1,144 @@
+"""The real training loop: updates per second of `irnn-chainer train --preset fast` on the full
+MNIST, and one whole epoch including the evaluation of the 10000 test images.
+
+Runs the same code as the command line (train.train with the CLI's defaults, the progress
+bar on, its output to /dev/null) with one extra extension that notes the time of every update;
+nothing else changes. Two runs, each in a process of its own:
+
+- `--iteration 2000` with `--log-interval 2000` (no evaluation inside): updates per second
+  over iterations 100..2000 (median of the per-update times and the mean rate);
+- `--epoch 1`: the wall time of the epoch from the first update to the end of its
+  evaluation, log, plots and snapshot (Chainer's elapsed_time in the log).
+
+Also the same updates with the kernel's work removed (`--stub`: the C kernel returns
+precomputed arrays), which is the cost of everything outside the kernel.
+
+    python benchmarks/bench_loop.py [--data-dir ../shared/data/mnist] [--threads N]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..'))
+DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'mnist')
+
+
+def child(a):
+    import numpy as np
+    import irnn_chainer  # noqa: F401  (shims)
+    import chainer
+    from irnn_chainer import train as train_mod
+    from irnn_chainer.kernels import c_kernel, threads
+    if a.threads:
+        threads.set_threads(a.threads)
+    if a.stub:  # precomputed results: only the work outside the kernel remains
+        cache = {}
+        real_f, real_b = c_kernel.forward, c_kernel.backward
+
+        def forward(ids, E, W, b, keep, activation='relu'):
+            key = ('f', ids.shape, keep)
+            if key not in cache:
+                cache[key] = real_f(ids, E, W, b, keep, activation)
+            hs, hT = cache[key]
+            return hs, hT.copy()
+
+        def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
+            if 'b' not in cache:
+                cache['b'] = real_b(ids, hs, W, gT, gseq, n_vocab, activation)
+            return tuple(g.copy() for g in cache['b'])
+        c_kernel.forward, c_kernel.backward = forward, backward
+        c_kernel.release = lambda buf: None
+    stamps = []
+
+    class Stamp(chainer.training.Extension):
+        trigger = (1, 'iteration')
+        priority = chainer.training.PRIORITY_WRITER + 1  # first after the update
+
+        def __call__(self, trainer):
+            stamps.append(time.perf_counter())
+    cli = {k: None for k in train_mod.DEFAULTS}
+    cli.update(preset='fast', data_dir=a.data_dir, dataset='mnist')
+    if a.mode == 'updates':
+        cli.update(iteration=a.updates, log_interval=a.updates)
+    else:
+        cli.update(epoch=1)
+    out = tempfile.mkdtemp(prefix='bench-loop-')
+    with open(os.devnull, 'w') as null:
+        stdout = sys.stdout
+        sys.stdout = null  # the progress bar and the table, as a user sees them, but not here
+        try:
+            train_mod.train(cli, out, force=True, progress=True, log=lambda *x: None,
+                            extra_extensions=[Stamp()], table_out=null)
+        finally:
+            sys.stdout = stdout
+    d = np.diff(stamps)
+    with open(os.path.join(out, 'log')) as f:
+        log = json.load(f)
+    res = {'threads': threads.get_threads(), 'n': len(stamps)}
+    if a.mode == 'updates':
+        body = d[100:-1]  # after warm-up; the last one holds the evaluation
+        res.update(median_ms=float(np.median(body) * 1e3), rate=float(len(body) / body.sum()))
+    else:
+        res.update(epoch_s=float(log[-1]['elapsed_time']),
+                   updates_s=float(stamps[-1] - stamps[0]), accuracy=log[-1].get('validation/main/accuracy'))
+    print(json.dumps(res))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data-dir', default=DATA)
+    p.add_argument('--threads', type=int)
+    p.add_argument('--updates', type=int, default=2000)
+    p.add_argument('--skip-epoch', action='store_true', help='only the updates per second')
+    p.add_argument('--mode', choices=('updates', 'epoch'), help=argparse.SUPPRESS)
+    p.add_argument('--stub', action='store_true', help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if not os.path.exists(os.path.join(a.data_dir, 'train-images-idx3-ubyte.gz')):
+        p.error('--data-dir: expected the four MNIST IDX files in %s, got none' % a.data_dir)
+    if a.mode:
+        return child(a)
+    env = dict(os.environ)
+    env.pop('OPENBLAS_CORETYPE', None)
+    env.pop('OPENBLAS_L2_SIZE', None)
+    runs = [('updates', False), ('updates', True)] + ([] if a.skip_epoch else [('epoch', False)])
+    results = {}
+    for mode, stub in runs:
+        cmd = [sys.executable, os.path.abspath(__file__), '--mode', mode, '--data-dir', a.data_dir,
+               '--updates', str(a.updates)] + (['--stub'] if stub else []) + \
+              (['--threads', str(a.threads)] if a.threads else [])
+        p_ = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        lines = [x for x in p_.stdout.splitlines() if x.startswith('{')]
+        if p_.returncode or not lines:
+            print('%s%s failed: %s' % (mode, ' (stub)' if stub else '', (p_.stderr.strip().splitlines()
+                                                                       or ['?'])[-1]))
+            continue
+        results[(mode, stub)] = json.loads(lines[-1])
+    print('irnn-chainer train --preset fast, full MNIST, batch 16 (OPENBLAS_CORETYPE and '
+          'OPENBLAS_L2_SIZE unset)')
+    r = results.get(('updates', False))
+    if r:
+        print('updates: %.1f per second (median %.2f ms per update, %d threads, iterations 100..%d)'
+              % (r['rate'], r['median_ms'], r['threads'], a.updates))
+    s = results.get(('updates', True))
+    if s:
+        print('outside the kernel (kernel stubbed): median %.2f ms per update' % s['median_ms'])
+    e = results.get(('epoch', False))
+    if e:
+        print('one epoch: %.1f s including evaluation of the 10000 test images (updates %.1f s), '
+              'test accuracy %.4f' % (e['epoch_s'], e['updates_s'], e['accuracy']))
+    checks = []
+    if r:
+        checks.append(('>= 200 updates/s', r['rate'] >= 200, '%.0f' % r['rate']))
+    if e:
+        checks.append(('epoch <= 20 s', e['epoch_s'] <= 20, '%.1f s' % e['epoch_s']))
+    if checks:
+        print('targets: ' + '; '.join('%s: %s (%s)' % (c, 'met' if ok else 'MISSED', v) for c, ok, v in checks))
+
+
+if __name__ == '__main__':
+    main()
