@@ -26,6 +26,8 @@ import urllib.request
 
 import numpy as np
 
+from irnn_chainer import files
+
 
 class DataError(Exception):
     """A data file or source is missing or not what it should be (one-line, user-facing)."""
@@ -216,20 +218,14 @@ def chainer_cache_dir():
 
 
 def _load_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-            if not {'x', 'y'} <= keys:
-                raise DataError('%s: expected arrays x and y (Chainer MNIST cache), found %s'
-                                % (path, ', '.join(sorted(keys)) or 'none'))
-            x, y = f['x'], f['y']
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError('%s: file not found' % path) from None
-    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
-        raise DataError('%s: not a readable .npz file (%s: %s)'
-                        % (path, type(e).__name__, str(e).strip())) from None
+    try:  # the one safe loader (files.py): pickles refused, every failure one line
+        arrays = files.load_npz(path, 'a readable .npz file of arrays x and y (Chainer MNIST cache)')
+    except files.FileError as e:
+        raise DataError(str(e).replace('no such file', 'file not found')) from None
+    if not {'x', 'y'} <= set(arrays):
+        raise DataError('%s: expected arrays x and y (Chainer MNIST cache), found %s'
+                        % (path, ', '.join(sorted(arrays)) or 'none'))
+    x, y = arrays['x'], arrays['y']
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != N_PIXELS:
         raise DataError('%s: expected x as (N, 784) uint8, found %s %s'
                         % (path, tuple(x.shape), x.dtype))
