@@ -328,7 +328,10 @@ def cmd_report(args):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the hint names the sub-command's --help, not the top level's
+        parser._subparsers._group_actions[0].choices[args.command].error(
+            'unrecognized arguments: %s' % ' '.join(extra))
     from irnn_chainer import compare
     from irnn_chainer import data as data_mod
     from irnn_chainer import files
