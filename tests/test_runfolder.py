@@ -356,3 +356,83 @@ def test_killed_run_leaves_a_resumable_folder_no_force(tmp_path):
     t = train_mod.train({'iteration': runfolder.snapshot_number(os.path.basename(runfolder.snapshots(out)[0])) + 1},
                         None, resume=out, progress=False, log=quiet)
     assert t.updater.iteration >= 4
+
+
+# ------------------------------------------------------------------ 4. files and disks
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount_tmpfs(options) -> a fresh tmpfs folder (root only; skipped with the reason)."""
+    mounted = []
+
+    def mount(options):
+        if os.geteuid() != 0:
+            pytest.skip('mounting a small tmpfs needs root (this test runs as uid %d)' % os.geteuid())
+        where = tmp_path / ('mnt%d' % len(mounted))
+        where.mkdir()
+        p = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(where)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            pytest.skip('cannot mount a tmpfs here: %s' % p.stdout.strip())
+        mounted.append(where)
+        return str(where)
+    yield mount
+    for where in mounted:
+        subprocess.run(['umount', '-l', str(where)])
+
+
+def test_out_is_a_file_or_cannot_be_created(tmp_path, capsys):
+    f = tmp_path / 'afile'
+    f.write_text('x')
+    code, _, err = main(capsys, 'train', *SMALL_ARGS, '--iteration', '1', '-o', str(f))
+    one_line(code, err, str(f), 'expected a folder', 'found a file')
+    code, _, err = main(capsys, 'train', *SMALL_ARGS, '--iteration', '1', '-o', str(f / 'sub'))
+    one_line(code, err, str(f / 'sub'), 'cannot create the run folder', 'Not a directory')
+    assert f.read_text() == 'x'
+
+
+def test_read_only_file_system(mount_tmpfs, capsys):
+    ro = mount_tmpfs('ro,size=1m')
+    code, _, err = main(capsys, 'train', *SMALL_ARGS, '--iteration', '1', '-o', os.path.join(ro, 'run'))
+    one_line(code, err, os.path.join(ro, 'run'), 'Read-only file system')
+
+
+def test_full_disk_keeps_the_previous_snapshot_and_says_so(mount_tmpfs, capsys):
+    import chainer
+    disk = mount_tmpfs('size=3m')
+    out = os.path.join(disk, 'run')
+    filler = os.path.join(disk, 'filler')
+
+    @chainer.training.make_extension(trigger=(2, 'iteration'), priority=10 ** 6)
+    def fill_disk(trainer):  # after the snapshot of iteration 1, before anything of iteration 2
+        with open(filler, 'wb') as f:
+            try:
+                while True:
+                    f.write(b'\0' * 65536)
+                    f.flush()
+            except OSError:
+                pass
+
+    with pytest.raises(files.FileError) as e:
+        train_mod.train(dict(SMALL, iteration=3, log_interval=1), out, progress=False, log=quiet,
+                        extra_extensions=[fill_disk])
+    msg = str(e.value)
+    kept = os.path.join(out, 'snapshot_iter_1')
+    assert '\n' not in msg and 'No space left on device' in msg, msg
+    assert 'the previous good snapshot %s is kept' % kept in msg and '--resume' in msg, msg
+    assert runfolder.snapshots(out) == [kept]
+    os.remove(filler)  # free space: the run continues from the kept snapshot
+    t = train_mod.train({'iteration': 3}, None, resume=kept, progress=False, log=quiet)
+    assert t.updater.iteration == 3
+
+
+def test_fifo_as_data_and_a_config_that_is_a_folder(tmp_path, capsys):
+    fifo = str(tmp_path / 'pipe.npz')
+    os.mkfifo(fifo)
+    code, _, err = main(capsys, 'train', '--data', fifo, '--iteration', '1', '-o', str(tmp_path / 'r'))
+    one_line(code, err, fifo, 'FIFO')
+    out = run(tmp_path, 'r2', iteration=1)
+    os.remove(os.path.join(out, 'config.json'))
+    os.mkdir(os.path.join(out, 'config.json'))
+    code, _, err = main(capsys, 'evaluate', out)
+    one_line(code, err, 'config.json', 'found a folder')
