@@ -197,6 +197,9 @@ def resolve_config(cli, saved=None):
         raise UsageError('--init-std: expected a standard deviation >= 0, got %s' % cfg['init_std'])
     if not 0 <= int(cfg['seed']) < 2 ** 32:
         raise UsageError('--seed: expected an integer in 0 .. 2**32 - 1, got %s' % cfg['seed'])
+    if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):
+        raise UsageError('--data-dir %s: not used by a run on %s (refused rather than ignored)'
+                         % (cfg['data_dir'], '--data' if cfg.get('data') else '--dataset ' + cfg['dataset']))
     seq_mod.check_config(cfg, cli)  # --data, --layers, --dataset adding, ... (sequences.py)
     return cfg
 

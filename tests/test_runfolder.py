@@ -436,3 +436,11 @@ def test_fifo_as_data_and_a_config_that_is_a_folder(tmp_path, capsys):
     os.mkdir(os.path.join(out, 'config.json'))
     code, _, err = main(capsys, 'evaluate', out)
     one_line(code, err, 'config.json', 'found a folder')
+
+
+def test_flags_train_cannot_honour_are_refused(tmp_path, capsys):
+    out = run(tmp_path, 'r', iteration=1)
+    code, _, err = main(capsys, 'train', '--resume', out, '--data-dir', str(tmp_path), '--no-progress')
+    one_line(code, err, '--data-dir', '--dataset embedded', 'refused')
+    code, _, err = main(capsys, 'train', *SMALL_ARGS, '--data-dir', str(tmp_path), '-o', str(tmp_path / 'n'))
+    one_line(code, err, '--data-dir', '--dataset embedded')
