@@ -10,12 +10,11 @@ What differs, in short: models are ``FunctionSet`` s of parameterised Functions 
 Chains later (1.24 tested: ``add_link``; from 2.0 ``init_scope``); evaluation without a graph
 is ``volatile`` Variables in 1.x, ``no_backprop_mode`` + ``using_config`` from 2.0;
 clipping is ``optimizer.clip_grads`` in 1.0-1.3, an optimizer hook in the Link era; saving
-is pickle in 1.0-1.3, npz in the Link era; losses have shape (1,) in 1.0.1.
+is an npz everywhere (of the parameter arrays in 1.0-1.3, never a pickle); losses have shape (1,) in 1.0.1.
 """
 import contextlib
 import inspect
 import os
-import pickle
 import tempfile
 
 import numpy as np
@@ -33,8 +32,9 @@ HAS_LINKS = hasattr(chainer, 'Chain')
 #: Chainer >= 2 has ``using_config``/``no_backprop_mode`` for every Variable; 1.x needs
 #: ``volatile`` Variables to evaluate without a graph.
 HAS_CONFIG = hasattr(chainer, 'using_config')
-#: The Link era has ``serializers`` (npz); 1.0-1.3 pickle their FunctionSets.
-SAVE_FORMAT = 'npz' if hasattr(chainer, 'serializers') else 'pickle'
+#: The Link era has ``serializers`` (Chainer's npz); 1.0-1.3 FunctionSets are saved as an npz of
+#: their parameter arrays (1.0-1.3 programs pickled them; a pickle can run code when loaded).
+SAVE_FORMAT = 'npz' if hasattr(chainer, 'serializers') else 'npz (parameter arrays)'
 #: Link-era optimizers take hooks (GradientClipping); 1.0-1.3 call clip_grads().
 HAS_HOOKS = hasattr(chainer.optimizer.Optimizer, 'add_hook')
 
@@ -410,12 +410,24 @@ def save_npz(path, obj):
     _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, obj), suffix='.npz')
 
 
-def load_npz(path, obj, path_in_file=''):
-    """``serializers.load_npz``; ``path_in_file`` selects e.g. the model inside a trainer snapshot."""
-    if path_in_file:
-        chainer.serializers.load_npz(path, obj, path=path_in_file)
-    else:
-        chainer.serializers.load_npz(path, obj)
+def load_npz(source, obj, path_in_file=''):
+    """Load ``obj`` from a ``serializers.save_npz`` file with pickles refused.
+
+    ``source``: a path, or the {name: array} mapping of an npz already read (e.g. by
+    ``irnn_chainer.files.load_npz``, which gives one-line errors). Chainer's own
+    ``load_npz`` opens files with ``allow_pickle=True`` (on every release that has the
+    flag), so a crafted file would run code: here a Chainer ``NpzDeserializer`` reads from
+    ``np.load(..., allow_pickle=False)`` instead. ``path_in_file`` selects e.g. the model
+    inside a trainer snapshot ('updater/model:main/'), walked with ``deserializer[key]``,
+    which every release's NpzDeserializer has.
+    """
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with np.load(source, allow_pickle=False) as f:
+            source = {k: f[k] for k in f.files}
+    deserializer = chainer.serializers.NpzDeserializer(source)
+    for key in [k for k in path_in_file.split('/') if k]:
+        deserializer = deserializer[key]
+    deserializer.load(obj)
     return obj
 
 
@@ -557,23 +569,24 @@ def _atomic_write(path, write, suffix=''):
 
 
 def save_model(path, model):
-    """Save ``model``'s parameters to ``path`` (atomically): npz where Chainer has
-    ``serializers`` (Link era), else a pickle of the FunctionSet, as 1.0-1.3 programs did."""
+    """Save ``model``'s parameters to ``path`` (atomically): Chainer's npz where it has
+    ``serializers`` (Link era), else (1.0-1.3 FunctionSets) an npz of :func:`param_arrays`:
+    not the pickle those programs wrote, because loading a pickle can run code."""
     if is_function_set(model):
         def write(tmp):
-            with open(tmp, 'wb') as f:
-                pickle.dump(model, f, protocol=2)
+            with open(tmp, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
+                np.savez(f, **param_arrays(model))
         _atomic_write(path, write)
     else:
         _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, model), suffix='.npz')
 
 
 def load_model(path, model):
-    """Load parameters saved by :func:`save_model` into ``model`` (in place); returns it."""
+    """Load parameters saved by :func:`save_model` into ``model`` (in place, pickles refused);
+    returns it."""
     if is_function_set(model):
-        with open(path, 'rb') as f:
-            loaded = pickle.load(f)
-        set_param_arrays(model, param_arrays(loaded))
+        with np.load(path, allow_pickle=False) as f:
+            set_param_arrays(model, {k: f[k] for k in f.files})
     else:
-        chainer.serializers.load_npz(path, model)
+        load_npz(path, model)
     return model

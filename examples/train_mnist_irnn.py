@@ -64,7 +64,7 @@ def main():
                                            'main/accuracy', 'validation/main/accuracy', 'elapsed_time']))
     trainer.extend(extensions.ProgressBar(update_interval=10))
     if args.resume:
-        chainer.serializers.load_npz(args.resume, trainer)
+        api.load_npz(args.resume, trainer)  # Chainer's load_npz, but pickles refused
     trainer.run()
 
 

@@ -4,12 +4,48 @@ Errors the user can fix (bad flags, data, devices, run folders) print one line
 ``irnn-chainer: error: ...`` and exit with code 2, never a traceback.
 """
 import argparse
+import math
 import os
 import sys
 
 os.environ.setdefault('MPLBACKEND', 'Agg')  # plots are written to files; no display needed
 
 import irnn_chainer  # noqa: E402  (applies the compat shims before Chainer is imported)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a flag error as one line plus one hint, not the whole usage block."""
+
+    def error(self, message):
+        sys.stderr.write('irnn-chainer: error: %s\nsee %s --help\n' % (message, self.prog))
+        sys.exit(2)
+
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):
+        raise argparse.ArgumentTypeError('expected a finite number, got %r' % text)
+    return value
+
+
+def _non_negative_float(text):
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('expected a number >= 0, got %r' % text)
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError('expected an integer in 0 .. 2**32 - 1 (4294967295), got %r' % text)
+    return value
 
 
 def _positive_int(text):
@@ -36,14 +72,14 @@ def add_train_arguments(p):
     length = p.add_mutually_exclusive_group()
     length.add_argument('--epoch', '-e', type=_positive_int, help='epochs to train (default 1)')
     length.add_argument('--iteration', type=_positive_int, help='updates to train, instead of --epoch')
-    p.add_argument('--lr', type=float, help='SGD learning rate (default 1e-8, as the paper)')
-    p.add_argument('--lr-decay', type=float, help='multiply the learning rate by this factor every '
+    p.add_argument('--lr', type=_finite_float, help='SGD learning rate (default 1e-8, as the paper)')
+    p.add_argument('--lr-decay', type=_finite_float, help='multiply the learning rate by this factor every '
                    '--lr-decay-every epochs (default: no decay)')
     p.add_argument('--lr-decay-every', type=_positive_int, help='epochs between decays (default 10)')
-    p.add_argument('--clip', type=float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
+    p.add_argument('--clip', type=_non_negative_float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
     p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
-    p.add_argument('--init-std', type=float, help='std of the N(0, s) input/output weights (default 0.001)')
-    p.add_argument('--seed', type=int, help='seed for initial weights, shuffling and --permute (default 0)')
+    p.add_argument('--init-std', type=_non_negative_float, help='std of the N(0, s) input/output weights (default 0.001)')
+    p.add_argument('--seed', type=_seed, help='seed for initial weights, shuffling and --permute (default 0)')
     p.add_argument('--permute', action='store_true', default=None,
                    help='permuted pixel MNIST: one fixed random permutation of the 784 pixels')
     p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded', 'adding'),
@@ -77,7 +113,10 @@ def add_train_arguments(p):
     add_threads_argument(p)
     p.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
     p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
-    p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one')
+    p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one '
+                   '(removes that run\'s files) or files that are not a run\'s')
+    p.add_argument('--allow-changed-data', action='store_true',
+                   help='resume although the data differ from the run\'s (config.json\'s sha256)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_sequence_arguments(p)
 
@@ -125,7 +164,7 @@ def add_sequence_arguments(p):
     g.add_argument('--layers', type=_layers, metavar='N1,N2,..',
                    help='stacked IRNN layers, e.g. 100,50 (instead of --unit); each layer\'s '
                         'recurrent matrix starts as (--identity-scale) x identity')
-    g.add_argument('--identity-scale', type=float, metavar='S',
+    g.add_argument('--identity-scale', type=_finite_float, metavar='S',
                    help='recurrent matrices start as S x I (default 1; the paper used 0.01 for speech)')
     g.add_argument('--input-bias', action='store_true', default=None,
                    help='give the real-valued input projection a bias (off by default, as the paper)')
@@ -168,15 +207,17 @@ def add_sweep_arguments(p):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog='irnn-chainer',
         description="IRNN (Le, Jaitly & Hinton 2015) on pixel-by-pixel MNIST, in Chainer")
-    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND', parser_class=Parser)
     sub.required = True
     p = sub.add_parser('train', help='train an IRNN (log, plots and snapshots in --out)')
     add_train_arguments(p)
     p = sub.add_parser('evaluate', help='test loss and accuracy of a saved run')
-    p.add_argument('run', help='run folder written by irnn-chainer train')
+    p.add_argument('run', help='run folder written by irnn-chainer train (or one of its snapshots)')
+    p.add_argument('--allow-changed-data', action='store_true',
+                   help='evaluate although the data differ from the run\'s (config.json\'s sha256)')
     p.add_argument('--data-dir', help='folder with the MNIST IDX files, if not the run\'s own')
     p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'))
     p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
@@ -204,11 +245,14 @@ def cmd_train(args):
     cli = {k: getattr(args, k, None) for k in train_mod.DEFAULTS}
     cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     trainer = train_mod.train(cli, args.out, resume=args.resume, force=args.force,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, allow_changed_data=args.allow_changed_data)
+    # Ctrl-C: the snapshot is saved; exit 130 (128 + SIGINT) so that `train && evaluate` and
+    # job schedulers see the run did not finish
+    status = 130 if trainer.stop_trigger.interrupted else 0
     try:
         log = trainer.get_extension('LogReport').log
     except ValueError:  # ranks other than 0 of a data-parallel run keep no log
-        return 0
+        return status
     if log:
         last = log[-1]
         if 'validation/main/baseline' in last:  # regression (sequences.py)
@@ -219,7 +263,7 @@ def cmd_train(args):
             print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
                   % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
                      last.get('validation/main/loss', float('nan')), trainer.out))
-    return 0
+    return status
 
 
 def cmd_evaluate(args):
@@ -227,7 +271,8 @@ def cmd_evaluate(args):
     from irnn_chainer.compat import api
     device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     r = train_mod.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
-                           batchsize=args.batchsize, device=device)
+                           batchsize=args.batchsize, device=device,
+                           allow_changed_data=args.allow_changed_data)
     if 'baseline' in r:  # regression (sequences.py)
         print('test MSE %.4f (constant-prediction baseline %.4f) on %d sequences (%s, %.1f s)'
               % (r['loss'], r['baseline'], r['n'], r['model'], r['seconds']))
@@ -308,9 +353,13 @@ def cmd_report(args):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the hint names the sub-command's --help, not the top level's
+        parser._subparsers._group_actions[0].choices[args.command].error(
+            'unrecognized arguments: %s' % ' '.join(extra))
     from irnn_chainer import compare
     from irnn_chainer import data as data_mod
+    from irnn_chainer import files
     from irnn_chainer import report
     from irnn_chainer import sweep
     from irnn_chainer import train as train_mod
@@ -324,8 +373,11 @@ def main(argv=None):
         return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
     except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError,
-            compare.CompareError, sweep.SweepError) as e:
+            compare.CompareError, sweep.SweepError, files.FileError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
+        return 2
+    except OSError as e:  # the one place an OSError (disk full, read-only, ...) becomes one line
+        sys.stderr.write('irnn-chainer: error: %s\n' % files.os_error(e))
         return 2
 
 

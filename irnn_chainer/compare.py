@@ -80,7 +80,7 @@ def add_program_arguments(p):
 def load_data(args, log=print):
     """(train_x, train_y, test_x, test_y): uint8 (N, 784) pixels and int32 labels."""
     if args.data_npz:
-        with np.load(args.data_npz) as z:
+        with np.load(args.data_npz, allow_pickle=False) as z:  # never a pickle
             arrays = [z[k] for k in ('train_x', 'train_y', 'test_x', 'test_y')]
         log('data: %s, %d train / %d test images' % (args.data_npz, len(arrays[0]), len(arrays[2])))
     else:

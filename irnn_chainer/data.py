@@ -27,6 +27,8 @@ import urllib.request
 
 import numpy as np
 
+from irnn_chainer import files
+
 
 class DataError(Exception):
     """A data file or source is missing or not what it should be (one-line, user-facing)."""
@@ -219,20 +221,14 @@ def chainer_cache_dir():
 
 
 def _load_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-            if not {'x', 'y'} <= keys:
-                raise DataError('%s: expected arrays x and y (Chainer MNIST cache), found %s'
-                                % (path, ', '.join(sorted(keys)) or 'none'))
-            x, y = f['x'], f['y']
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError('%s: file not found' % path) from None
-    except Exception as e:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
-        raise DataError('%s: not a readable .npz file (%s: %s)'
-                        % (path, type(e).__name__, str(e).strip())) from None
+    try:  # the one safe loader (files.py): pickles refused, every failure one line
+        arrays = files.load_npz(path, 'a readable .npz file of arrays x and y (Chainer MNIST cache)')
+    except files.FileError as e:
+        raise DataError(str(e).replace('no such file', 'file not found')) from None
+    if not {'x', 'y'} <= set(arrays):
+        raise DataError('%s: expected arrays x and y (Chainer MNIST cache), found %s'
+                        % (path, ', '.join(sorted(arrays)) or 'none'))
+    x, y = arrays['x'], arrays['y']
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != N_PIXELS:
         raise DataError('%s: expected x as (N, 784) uint8, found %s %s'
                         % (path, tuple(x.shape), x.dtype))
@@ -386,14 +382,21 @@ def _existing_ok(path, name):
         return False
 
 
-def download_mnist(dest_dir=None, mirrors=None, progress=True, timeout=30):
+#: seconds to wait for a mirror to connect, and then for each read: a mirror that accepts the
+#: connection but never answers costs this long, not a minute
+DOWNLOAD_TIMEOUT = 5
+
+
+def download_mnist(dest_dir=None, mirrors=None, progress=True, timeout=DOWNLOAD_TIMEOUT):
     """Download the four MNIST files into ``dest_dir``; returns ``dest_dir``.
 
     Mirrors (base URLs) are tried in order for each file (default: ``$IRNN_MNIST_MIRRORS``,
     comma/space separated, else :data:`DEFAULT_MIRRORS`). A file is accepted when the MD5 of
     the .gz or of its decompressed bytes is the official one, and written atomically (a temp
     file in ``dest_dir`` then ``os.replace``); a corrupt file from one mirror means the next
-    is tried. Files already present and verified are kept. Progress goes to stderr.
+    is tried. Files already present and verified are kept. Progress goes to stderr, and so
+    does which mirror is tried and why one is given up (``timeout`` seconds to connect and
+    for each read).
     """
     dest_dir = os.fspath(dest_dir) if dest_dir is not None else download_cache_dir()
     if mirrors is None:
@@ -409,6 +412,7 @@ def download_mnist(dest_dir=None, mirrors=None, progress=True, timeout=30):
         raise DataError('MNIST download folder %s: cannot create it (%s)'
                         % (dest_dir, e.strerror or e)) from None
     dead = {}  # mirror -> network error, skipped for the remaining files
+    tried = set()
     for name in MNIST_FILES:
         path = os.path.join(dest_dir, name)
         if os.path.isfile(path) and _existing_ok(path, name):
@@ -419,11 +423,20 @@ def download_mnist(dest_dir=None, mirrors=None, progress=True, timeout=30):
                 failures.append('%s: %s' % (base, dead[base]))
                 continue
             url = base + name
+            if progress and base not in tried:
+                tried.add(base)
+                sys.stderr.write('MNIST: trying mirror %s (timeout %g s)\n' % (base, timeout))
+                sys.stderr.flush()
             try:
                 data, why = _fetch(url, timeout, name, progress)
             except _NetworkError as e:
-                dead[base] = 'unreachable (%s)' % e
+                dead[base] = ('unreachable (no answer within %g s: timed out)' % timeout
+                              if 'timed out' in str(e) else 'unreachable (%s)' % e)
                 failures.append('%s: %s' % (base, dead[base]))
+                if progress:
+                    left = [m for m in mirrors if m not in dead]
+                    sys.stderr.write('MNIST: mirror %s %s; %s\n' % (
+                        base, dead[base], 'trying the next mirror' if left else 'no mirror left'))
                 continue
             if data is not None:
                 why = _verify(name, data)
@@ -543,6 +556,8 @@ def get_mnist(dataset='auto', data_dir=None, train_limit=None, test_limit=None, 
                                 'files with --data-dir or IRNN_MNIST_DIR' % '; '.join(notes))
             notes.append('no full MNIST source available: using the embedded 5000-image subset '
                          'instead (accuracies are not comparable with full MNIST)')
+            sys.stderr.write('MNIST: no full MNIST source worked (the reasons follow the data line): '
+                             'falling back to the embedded 5000-image subset\n')
     if arrays is None:
         arrays = load_embedded()
         source = EMBEDDED_SOURCE

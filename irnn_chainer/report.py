@@ -6,6 +6,8 @@ Reads each run's ``config.json`` and ``log``; writes ``report.md``, ``accuracy.p
 import json
 import os
 
+from irnn_chainer import files
+
 # Test accuracy (%) the paper reports (Le, Jaitly & Hinton 2015, section 4.2), by model and task.
 PAPER = {
     ('irnn', 'pixel'): 97.0, ('irnn', 'permuted'): 82.0,
@@ -22,12 +24,16 @@ def load_run(run_dir):
     cfg_path, log_path = os.path.join(run_dir, 'config.json'), os.path.join(run_dir, 'log')
     if not os.path.exists(cfg_path):
         raise ReportError('%s: not an irnn-chainer run folder (no config.json)' % run_dir)
-    with open(cfg_path) as f:
-        cfg = json.load(f)
+    cfg = files.read_json(cfg_path, "a run's settings (a JSON object)")
     log = []
     if os.path.exists(log_path):
-        with open(log_path) as f:
-            log = [r for r in json.load(f) if 'validation/main/loss' in r]
+        files.require_file(log_path, 'the run\'s log (a JSON list)')
+        try:
+            with open(log_path) as f:
+                log = [r for r in json.load(f) if isinstance(r, dict) and 'validation/main/loss' in r]
+        except (ValueError, TypeError) as e:
+            raise ReportError('%s: expected the run\'s log (a JSON list of records), found %s'
+                              % (log_path, str(e).splitlines()[0])) from None
     return {'dir': run_dir, 'name': os.path.basename(os.path.normpath(run_dir)), 'config': cfg, 'log': log}
 
 
@@ -147,6 +153,9 @@ def plot(runs, out_dir):
 
 def write_report(run_dirs, out_dir):
     runs = [load_run(d) for d in run_dirs]
+    if os.path.exists(os.path.join(out_dir, 'config.json')):  # never over a run's own plots
+        raise ReportError('-o %s is a run folder (it has config.json): the report would write over '
+                          'its accuracy.png and loss.png; choose another folder' % out_dir)
     os.makedirs(out_dir, exist_ok=True)
     plot(runs, out_dir)
     rows = [summarise(r) for r in runs]

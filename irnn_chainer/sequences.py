@@ -39,6 +39,8 @@ import numpy as np
 import chainer
 import chainer.functions as F
 
+from irnn_chainer import files
+
 try:  # the CLI reports DataError as one line; subclass it when data.py provides it
     from irnn_chainer.data import DataError as _Base
 except ImportError:  # pragma: no cover - data.py not there yet
@@ -82,9 +84,10 @@ def load(path, input=None, task=None):
         raise SequenceDataError('--input: expected one of %s, found %r' % (', '.join(INPUTS), input))
     if task not in (None,) + TASKS:
         raise SequenceDataError('--task: expected one of %s, found %r' % (', '.join(TASKS), task))
-    if not os.path.isfile(path):
-        raise SequenceDataError('%s: expected a .npz or .csv data file, found %s'
-                                % (path, 'a folder' if os.path.isdir(path) else 'no such file'))
+    try:
+        files.require_file(path, 'a .npz or .csv data file')  # a folder, a FIFO, nothing: say so
+    except files.FileError as e:
+        raise SequenceDataError(str(e)) from None
     if path.lower().endswith('.csv'):
         arrays, hints = read_csv(path), {'csv': True}
     else:
@@ -94,26 +97,14 @@ def load(path, input=None, task=None):
 
 def read_npz(path):
     """The arrays of a .npz file (no pickles), with one-line errors for anything else."""
-    try:
-        f = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise SequenceDataError('%s: expected a .npz file (np.savez) or a .csv file, found a file '
-                                'NumPy cannot read (%s)' % (path, str(e).splitlines()[0] if str(e) else
-                                                            type(e).__name__))
-    if not hasattr(f, 'files'):
-        raise SequenceDataError('%s: expected a .npz file with arrays x and y (np.savez), found a '
-                                'single .npy array of shape %s' % (path, getattr(f, 'shape', '?')))
-    with f:
-        unknown = [k for k in f.files if k not in NPZ_KEYS]
-        if unknown:
-            raise SequenceDataError('%s: expected only arrays x, y, x_test, y_test, found %s'
-                                    % (path, ', '.join(sorted(f.files))))
-        arrays = {}
-        for k in f.files:
-            try:
-                arrays[k] = f[k]
-            except ValueError as e:  # object arrays need pickles
-                raise _err(path, k, 'a numeric array', 'an object array (%s)' % str(e).splitlines()[0])
+    try:  # the one safe loader (files.py): pickles refused
+        arrays = files.load_npz(path, 'a .npz file (np.savez) with arrays x and y, or a .csv file')
+    except files.FileError as e:
+        raise SequenceDataError(str(e)) from None
+    unknown = [k for k in arrays if k not in NPZ_KEYS]
+    if unknown:
+        raise SequenceDataError('%s: expected only arrays x, y, x_test, y_test, found %s'
+                                % (path, ', '.join(sorted(arrays))))
     missing = [k for k in ('x', 'y') if k not in arrays]
     if missing:
         raise SequenceDataError('%s: expected arrays x and y (optionally x_test, y_test), found %s'
@@ -497,8 +488,8 @@ DEFAULTS = {'data': None, 'input': None, 'task': None, 'layers': None, 'identity
 
 def parse_layers(text):
     """'100,50' -> [100, 50] (for --layers)."""
-    try:
-        sizes = [int(s) for s in str(text).replace(' ', '').split(',') if s != '']
+    try:  # every part a size: '100,,50' is a typo, not 100,50
+        sizes = [int(s) for s in str(text).replace(' ', '').split(',')]
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
@@ -520,6 +511,9 @@ def check_config(cfg, cli):
     from irnn_chainer.train import UsageError
     if cfg.get('data') and cfg.get('dataset') not in (None, 'auto'):
         raise UsageError('--data %s and --dataset %s: give one of them' % (cfg['data'], cfg['dataset']))
+    if cfg.get('permute') and uses_own_data(cfg):
+        raise UsageError('--permute: only for pixel MNIST, not with %s (permute your sequences '
+                         'in the file)' % ('--data' if cfg.get('data') else '--dataset adding'))
     if cfg.get('length') is not None and cfg.get('dataset') != 'adding':
         raise UsageError('--length: only for --dataset adding')
     if cfg.get('dataset') == 'adding':

@@ -4,7 +4,7 @@ SGD with lr 1e-8, global-norm gradient clipping at 1.0, batch 16, the training s
 shuffled every epoch, test loss and accuracy every epoch. Everything the run needs to be
 evaluated or resumed (its settings, the pixel permutation, snapshots) goes into ``--out``.
 """
-import json
+import math
 import os
 import signal
 import sys
@@ -19,8 +19,11 @@ from chainer.training import extensions
 
 from irnn_chainer import data as data_mod
 from irnn_chainer import distributed as dist
+from irnn_chainer import files
+from irnn_chainer import memory
 from irnn_chainer.compat import api
 from irnn_chainer import model as model_mod
+from irnn_chainer import runfolder
 from irnn_chainer import sequences as seq_mod
 
 # Settings that define a run; ``--resume`` keeps them from the run's config.json.
@@ -64,10 +67,11 @@ PRESETS = {
 # skipping non-finite updates); a constant 3e-5 climbed steadily to 80 % (README).
 FAST_PERMUTED = {'lr': 3e-5, 'lr_decay': None}
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop', 'adam')
-CONFIG_FILE = 'config.json'
-PERMUTATION_FILE = 'permutation.npy'
-MODEL_FILE = 'model.npz'
-SNAPSHOT_PREFIX = 'snapshot_iter_'
+# The run folder's files (runfolder.py: one run per folder, locked, checked as read)
+CONFIG_FILE = runfolder.CONFIG_FILE
+PERMUTATION_FILE = runfolder.PERMUTATION_FILE
+MODEL_FILE = runfolder.MODEL_FILE
+SNAPSHOT_PREFIX = runfolder.SNAPSHOT_PREFIX
 
 
 class UsageError(Exception):
@@ -182,10 +186,20 @@ def resolve_config(cli, saved=None):
         raise UsageError('--lr-decay: expected a factor in (0, 1], got %s' % cfg['lr_decay'])
     if int(cfg['lr_decay_every']) < 1:
         raise UsageError('--lr-decay-every: expected a positive integer, got %s' % cfg['lr_decay_every'])
+    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale'):
+        if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
+            raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
         raise UsageError('--lr: expected a positive number, got %s' % cfg['lr'])
     if cfg['clip'] is not None and cfg['clip'] < 0:
         raise UsageError('--clip: expected >= 0 (0 = no clipping), got %s' % cfg['clip'])
+    if cfg['init_std'] < 0:
+        raise UsageError('--init-std: expected a standard deviation >= 0, got %s' % cfg['init_std'])
+    if not 0 <= int(cfg['seed']) < 2 ** 32:
+        raise UsageError('--seed: expected an integer in 0 .. 2**32 - 1, got %s' % cfg['seed'])
+    if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):
+        raise UsageError('--data-dir %s: not used by a run on %s (refused rather than ignored)'
+                         % (cfg['data_dir'], '--data' if cfg.get('data') else '--dataset ' + cfg['dataset']))
     seq_mod.check_config(cfg, cli)  # --data, --layers, --dataset adding, ... (sequences.py)
     return cfg
 
@@ -196,26 +210,29 @@ def find_snapshot(path):
         return path
     if not os.path.isdir(path):
         raise UsageError('--resume: expected a run folder or a snapshot file, got %r (not found)' % path)
-    snaps = [f for f in os.listdir(path) if f.startswith(SNAPSHOT_PREFIX) and f[len(SNAPSHOT_PREFIX):].isdigit()]
+    snaps = runfolder.snapshots(path)
     if not snaps:
-        raise UsageError('--resume: no %s* file in %s' % (SNAPSHOT_PREFIX, path))
-    return os.path.join(path, max(snaps, key=lambda f: int(f[len(SNAPSHOT_PREFIX):])))
+        raise UsageError('--resume: no %s* file in %s (the run never reached a snapshot: start it '
+                         'again with the same command, no --force needed)' % (SNAPSHOT_PREFIX, path))
+    return snaps[0]
 
 
 def load_config(run_dir):
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise UsageError('%s: not an irnn-chainer run folder (no %s)' % (run_dir, CONFIG_FILE))
-    with open(path) as f:
-        return json.load(f)
+    """The run's config.json, checked (runfolder.read_config)."""
+    return runfolder.read_config(run_dir)
 
 
-def write_json(path, obj):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+write_json = files.write_json
+
+
+def _load_weights(arrays, target, source, path_in_file=''):
+    """Deserialize the (safely read) arrays of ``source`` into ``target``; one line when they
+    do not fit (another --model, --unit or layers)."""
+    try:
+        api.load_npz(arrays, target, path_in_file=path_in_file)
+    except (KeyError, ValueError, TypeError) as e:
+        raise files.FileError('%s: its weights do not fit this model (expected the --model, --unit and '
+                              'layers it was trained with; %s)' % (source, str(e).strip().splitlines()[0][:160]))
 
 
 def resolve_impl(cfg):
@@ -255,14 +272,11 @@ def init_weights(model, path, log=print):
             source = find_snapshot(path)
     if not os.path.exists(source):
         raise UsageError('--init-from: expected a run folder, snapshot or model.npz, got %r (not found)' % path)
-    try:
-        if os.path.basename(source).startswith(SNAPSHOT_PREFIX):
-            api.load_npz(source, model, path_in_file='updater/model:main/')
-        else:
-            api.load_npz(source, model.predictor)
-    except (KeyError, ValueError) as e:
-        raise UsageError('--init-from %s: its weights do not fit this model (%s); give the same '
-                         '--model, --unit and layers' % (source, str(e).splitlines()[0][:120]))
+    if os.path.basename(source).startswith(SNAPSHOT_PREFIX):
+        _load_weights(runfolder.load_snapshot(source), model, source, 'updater/model:main/')
+    else:
+        _load_weights(files.load_npz(source, 'model weights (a model.npz of irnn-chainer train)'),
+                      model.predictor, source)
     log('initial weights from %s' % source)
     return source
 
@@ -319,37 +333,78 @@ def load_data(cfg, run_dir, log=print):
     train_x, test_x = splits.train_x, splits.test_x
     if cfg['permute']:
         path = os.path.join(run_dir, PERMUTATION_FILE)
-        if os.path.exists(path):
-            perm = np.load(path)
+        if os.path.lexists(path):
+            perm = files.load_npy(path, 'the run\'s pixel permutation (784 integers)')
         else:
             perm = data_mod.make_permutation(cfg['seed'])
-            np.save(path, perm)
+            files.save_npy(path, perm)
         log('permuted pixel MNIST: one fixed permutation (seed %d, %s)' % (cfg['seed'], path))
-        train_x = data_mod.apply_permutation(train_x, perm)
-        test_x = data_mod.apply_permutation(test_x, perm)
+        try:
+            train_x = data_mod.apply_permutation(train_x, perm)
+            test_x = data_mod.apply_permutation(test_x, perm)
+        except data_mod.DataError as e:
+            raise files.FileError('%s: %s' % (path, e)) from None
     train = chainer.datasets.TupleDataset(train_x, splits.train_y)
     test = chainer.datasets.TupleDataset(test_x, splits.test_y)
     return train, test, splits.source
 
 
 def train(cli, out, resume=None, force=False, progress=True, log=print, extra_extensions=(),
-          table_out=None):
+          table_out=None, allow_changed_data=False):
     """Run (or resume) training; returns the trainer. ``cli`` holds the flags given;
     ``extra_extensions``: more trainer extensions (a sweep's pruning, sweep.py);
-    ``table_out``: file for the per-epoch table (default stdout)."""
+    ``table_out``: file for the per-epoch table (default stdout); ``allow_changed_data``:
+    resume although the data's checksum differs from the one in config.json.
+    The run folder is locked for the whole run (runfolder.claim)."""
+    held = []
+    try:
+        return _train(cli, out, resume, force, progress, log, extra_extensions, table_out,
+                      allow_changed_data, held)
+    except BaseException:
+        for claim in held:  # refused before training began: a new run leaves nothing behind
+            claim.abandon()
+        raise
+    finally:
+        for claim in held:
+            claim.release()
+
+
+def data_record(cfg, train_set, test_set):
+    """What config.json records of the data, to recognise it when resuming or evaluating:
+    the sha256 of the user's --data file, or of the arrays (MNIST, after --train-limit,
+    --test-limit and --permute); the adding problem is generated from the seed."""
+    if cfg.get('dataset') == 'adding':
+        return {}
+    if cfg.get('data'):
+        return {'data_sha256': files.sha256_file(cfg['data']), 'data_bytes': os.path.getsize(cfg['data'])}
+    arrays = [np.asarray(a) for d in (train_set, test_set) for a in d._datasets]
+    return {'data_sha256': files.sha256_arrays(*arrays), 'data_bytes': int(sum(a.nbytes for a in arrays))}
+
+
+def check_data(saved, record, allow, flag='--allow-changed-data'):
+    """Refuse data whose checksum differs from the run's (unless ``allow``)."""
+    want = (saved or {}).get('data_sha256')
+    if want and record.get('data_sha256') and record['data_sha256'] != want and not allow:
+        raise UsageError('the data differ from the run\'s: expected sha256 %s (%s bytes, %s), found %s '
+                         '(%s bytes); give the run\'s data, or %s to go on anyway'
+                         % (want[:16], saved.get('data_bytes', '?'), saved.get('source', '?'),
+                            record['data_sha256'][:16], record.get('data_bytes', '?'), flag))
+
+
+def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, allow_changed_data, held):
     snapshot = None
     saved = None
     if resume:
         snapshot = find_snapshot(resume)
         run_dir = os.path.dirname(os.path.abspath(snapshot))
         saved = load_config(run_dir)
+        snapshot_arrays = runfolder.load_snapshot(snapshot)  # unreadable: names the last good one
         out = out or run_dir
     out = out or 'result'
-    if not resume and not force and os.path.isdir(out) and any(
-            f == CONFIG_FILE or f.startswith(SNAPSHOT_PREFIX) for f in os.listdir(out)):
-        raise UsageError('%s already holds a run: use --resume %s to continue it, or --force to '
-                         'start over in it' % (out, out))
     cfg = resolve_config(cli, saved)
+    too_big = memory.refusal(cfg)  # refuse, with the figure, what cannot fit in memory
+    if too_big:
+        raise UsageError(too_big)
     comm = None
     if cfg['communicator']:  # data parallel: every rank runs this function (distributed.py)
         try:
@@ -363,8 +418,12 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         if not dist.is_root(comm):  # rank 0 alone prints and writes files
             log, progress = dist.quiet, False
     root = dist.is_root(comm)
-    if root:
-        os.makedirs(out, exist_ok=True)
+    run_id = (saved or {}).get('run_id') or runfolder.new_run_id()
+    if root:  # lock the folder, refuse what is not ours, clear our previous run; then the mark
+        held.append(runfolder.claim(out, force=force, resume_from=run_dir if saved else None,
+                                    run_id=(saved or {}).get('run_id'), log=log))
+        if not os.path.exists(os.path.join(out, CONFIG_FILE)):
+            write_json(os.path.join(out, CONFIG_FILE), dict(saved or cfg, run_id=run_id))
     origin = None
     if saved and os.path.abspath(out) != os.path.abspath(os.path.dirname(os.path.abspath(snapshot))):
         origin = os.path.dirname(os.path.abspath(snapshot))  # resuming into a new folder
@@ -375,19 +434,24 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         # carry the pixel permutation along: the weights were trained on that one
         src = os.path.join(origin, PERMUTATION_FILE)
         if os.path.exists(src):
-            np.save(os.path.join(out, PERMUTATION_FILE), np.load(src))
+            files.save_npy(os.path.join(out, PERMUTATION_FILE),
+                           files.load_npy(src, 'the run\'s pixel permutation (784 integers)'))
     device = api.get_device(cfg['device'])
 
     if comm is None:
         train_set, test_set, source = load_data(cfg, out, log=log)
         n_train = len(train_set)
+        record = data_record(cfg, train_set, test_set)
+        check_data(saved, record, allow_changed_data)
     else:
         # rank 0 reads the data (and any error in it is every rank's), then scatters slices
         loaded, error = (None, None), None
         if root:
             try:
                 loaded = load_data(cfg, out, log=log)
-            except (data_mod.DataError, UsageError) as e:
+                record = data_record(cfg, loaded[0], loaded[1])
+                check_data(saved, record, allow_changed_data)
+            except (data_mod.DataError, UsageError, files.FileError) as e:
                 error = e
         error = dist.agree(comm, error)
         if error is not None:
@@ -468,14 +532,14 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         trainer.extend(ext)
 
     if snapshot:  # under MPI every rank loads rank 0's snapshot (why that is exact: distributed.py)
-        chainer.serializers.load_npz(snapshot, trainer)
+        _load_weights(snapshot_arrays, trainer, snapshot)
         log('resumed from %s at epoch %d, iteration %d' % (snapshot, updater.epoch, updater.iteration))
     impl = resolve_impl(cfg)
     workers = dist.size(comm)
     if root:
         cfg_out = dict(cfg, impl_used=impl, device_used=str(device), source=source, per_epoch=per_epoch,
                        train_size=n_train, test_size=len(test_set) * workers, workers=workers,
-                       versions=api.versions())
+                       versions=api.versions(), run_id=run_id, **record)
         write_json(os.path.join(out, CONFIG_FILE), cfg_out)
     log('training: %s%s, %d sequences, %d iterations per epoch (batch %d%s), stop at %d %s(s); %s lr %g, '
         'clip %s, %s, %s, device %s -> %s'
@@ -502,25 +566,49 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
         except ValueError:  # not the main thread
             in_main_thread = False
     try:
-        api.run_trainer(trainer, quiet_errors=bool(extra_extensions))
+        for claim in held:
+            claim.started = True
+        # quiet: an exception leaving the loop is the CLI's to report (OSError: one line)
+        api.run_trainer(trainer, quiet_errors=True)
+        if not root:
+            return trainer
+        # Always end with a snapshot of the last iteration, so --resume continues from here.
+        if not os.path.exists(os.path.join(out, SNAPSHOT_PREFIX + str(updater.iteration))):
+            snapshot_ext(trainer)
+        api.save_npz(os.path.join(out, MODEL_FILE), model.predictor)
+    except OSError as e:  # full disk, read-only file system, ...: say what is kept
+        good = runfolder.last_good_snapshot(out) if root else None
+        kept = ('the previous good snapshot %s is kept: free space (or fix the folder) and continue '
+                'with --resume %s' % (good, good) if good else 'no snapshot was written yet')
+        raise files.FileError('%s; %s' % (files.os_error(e, doing='cannot write it at iteration %d'
+                                                          % updater.iteration), kept)) from None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous)
-    if not root:
-        return trainer
-    # Always end with a snapshot of the last iteration, so --resume continues from here.
-    if not os.path.exists(os.path.join(out, SNAPSHOT_PREFIX + str(updater.iteration))):
-        snapshot_ext(trainer)
     if stop_trigger.interrupted:
         log('interrupted at epoch %d, iteration %d: snapshot saved; continue with --resume %s'
             % (updater.epoch, updater.iteration, out))
-    api.save_npz(os.path.join(out, MODEL_FILE), model.predictor)
     return trainer
 
 
-def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, log=print):
-    """Test loss and accuracy of a finished (or snapshotted) run, on its own test split."""
+def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, log=print,
+             allow_changed_data=False):
+    """Test loss and accuracy of a run, on its own test split, with its newest weights: the
+    newest snapshot (a killed run's model.npz is older), else model.npz. ``run_dir`` may also
+    be one snapshot file of the run. Data that differ from the run's (config.json's sha256)
+    are refused unless ``allow_changed_data``."""
+    snapshot = None
+    if os.path.isfile(run_dir) and runfolder.snapshot_number(os.path.basename(run_dir)) is not None:
+        snapshot, run_dir = run_dir, os.path.dirname(os.path.abspath(run_dir))
     cfg = load_config(run_dir)
+    own = seq_mod.uses_own_data(cfg)
+    embedded = cfg.get('dataset') == 'embedded' or str(cfg.get('source', '')).startswith('embedded')
+    if data_dir is not None and (own or embedded):
+        raise UsageError('--data-dir %s: this run trained on %s, not on MNIST files; evaluate it '
+                         'without --data-dir' % (data_dir, cfg.get('source') or cfg.get('data') or 'its own data'))
+    if dataset is not None and own:
+        raise UsageError('--dataset %s: this run trained on %s; evaluate it without --dataset'
+                         % (dataset, cfg.get('source') or cfg.get('data') or 'its own data'))
     if data_dir is not None:
         cfg['data_dir'] = data_dir
     if dataset is not None:
@@ -528,14 +616,20 @@ def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, 
     if device is not None:
         cfg['device'] = device
     dev = api.get_device(cfg['device'])
-    _, test_set, _ = load_data(cfg, run_dir, log=log)
+    train_set, test_set, _ = load_data(cfg, run_dir, log=log)
+    check_data(cfg, data_record(cfg, train_set, test_set), allow_changed_data)
     model = build_model(cfg)
-    model_path = os.path.join(run_dir, MODEL_FILE)
-    if os.path.exists(model_path):
-        api.load_npz(model_path, model.predictor)
+    snaps = [snapshot] if snapshot else runfolder.snapshots(run_dir)
+    if snaps:
+        model_path = snaps[0]
+        _load_weights(runfolder.load_snapshot(model_path), model, model_path, 'updater/model:main/')
     else:
-        api.load_npz(find_snapshot(run_dir), model, path_in_file='updater/model:main/')
-        model_path = find_snapshot(run_dir)
+        model_path = os.path.join(run_dir, MODEL_FILE)
+        if not os.path.lexists(model_path):
+            raise files.FileError('%s: no weights to evaluate (no %s* and no %s)'
+                                  % (run_dir, SNAPSHOT_PREFIX, MODEL_FILE))
+        _load_weights(files.load_npz(model_path, 'model weights (a model.npz of irnn-chainer train)'),
+                      model.predictor, model_path)
     api.to_device(model, dev)
     it = chainer.iterators.SerialIterator(test_set, batchsize, repeat=False, shuffle=False)
     t0 = time.time()

@@ -300,13 +300,18 @@ class FakeSet(object):
         return (), ()
 
 
-def test_pickle_format_for_functionset_models(tmp_path):
-    """1.0-1.3 programs pickled their FunctionSet; load copies parameters in place."""
+def test_functionset_models_are_saved_as_npz_not_pickle(tmp_path):
+    """1.0-1.3 programs pickled their FunctionSet; we save its parameter arrays as an npz
+    (a pickle can run code when loaded) and load copies them in place."""
     a, b = FakeSet(), FakeSet()
     a.f, b.f = Fn(np.arange(3.0)), Fn(np.zeros(3))
     keep = b.f.W
-    api.save_model(str(tmp_path / 'm.pkl'), a)
-    api.load_model(str(tmp_path / 'm.pkl'), b)
+    path = str(tmp_path / 'm')
+    api.save_model(path, a)
+    assert os.listdir(str(tmp_path)) == ['m']
+    with np.load(path, allow_pickle=False) as z:  # a plain npz of numeric arrays
+        assert z.files == ['f/W'] and (z['f/W'] == np.arange(3.0)).all()
+    api.load_model(path, b)
     assert b.f.W is keep and (keep == np.arange(3.0)).all()
 
 

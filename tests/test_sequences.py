@@ -15,6 +15,7 @@ import chainer
 from chainer import gradient_check
 
 from irnn_chainer.compat import api
+from irnn_chainer import files
 from irnn_chainer import sequences as S
 from irnn_chainer.model import SequenceRNN
 
@@ -466,7 +467,7 @@ def test_train_on_own_npz_with_stacked_layers_then_evaluate(tmp_path):
     # resuming keeps the data settings and continues
     t = train_mod.train({'epoch': 3}, None, resume=out, progress=False, log=quiet)
     assert t.updater.epoch == 3
-    with pytest.raises(train_mod.UsageError, match='already holds a run'):
+    with pytest.raises(files.FileError, match='already holds a run'):
         train_mod.train(cfg, out, progress=False, log=quiet)
 
 
