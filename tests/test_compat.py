@@ -503,10 +503,18 @@ def test_compare_library_program_losses_are_the_models(tmp_path):
     got = json.load(open(log))
     assert len(got['losses']) == 3 and len(got['epochs']) == 2  # 2 batches per epoch
     np.random.seed(5)
-    m = IRNN()
+    m = IRNN(init_std=0.01)  # the programs' default: the blog's own run
     perm = np.random.permutation(8)[:4]
     want = api.scalar(F.softmax_cross_entropy(m(arrays['train_x'][perm]), arrays['train_y'][perm]))
     assert got['losses'][0] == want
+    # and the paper's setting when asked
+    assert compare.run_library(['--data-npz', data, '--iterations', '1', '--batchsize', '4', '--seed', '5',
+                                '--lr', '0.1', '--init-std', '0.001', '--clip', '1', '--log-json', log]) == 0
+    np.random.seed(5)
+    m = IRNN(init_std=0.001)
+    perm = np.random.permutation(8)[:4]
+    want = api.scalar(F.softmax_cross_entropy(m(arrays['train_x'][perm]), arrays['train_y'][perm]))
+    assert json.load(open(log))['losses'][0] == want
 
 
 def test_compare_cli_registered():
