@@ -13,7 +13,8 @@ then ``pixel_to_h`` and ``h_to_y`` N(0, --init-std) in that order (default 0.01 
 clipping: the blog's own run; ``--init-std 0.001 --clip 1`` is the paper's setting), and shuffles each epoch with
 ``np.random.permutation`` from the same stream, so the per-iteration losses must agree.
 Writes ``compare.md``, ``compare.csv``, ``compare.png`` and each program's JSON log into
-``--out``; exits 1 when any loss differs from the library's by more than ``--tolerance``.
+``--out``; exits 1 when any loss differs from the library's by more than ``--tolerance``
+(``--tolerance-rev1`` for rev1, whose float64 initial state makes its recurrence sum in float64).
 
 This module also holds the plumbing the gist scripts share (data loading, per-epoch
 lines, the JSON log); it does not import Chainer at module level, so it works in every
@@ -210,6 +211,11 @@ def add_arguments(p):
     p.add_argument('--out', '-o', default='compare', help='output folder (default: compare)')
     p.add_argument('--programs', nargs='+', choices=PROGRAMS, default=list(PROGRAMS),
                    help='which programs to run (default: all three)')
+    p.add_argument('--tolerance-rev1', type=float, default=1e-4,
+                   help='the same for rev1 (default 1e-4): its initial state is float64, so its '
+                        'recurrence sums in float64 where the others round to float32 at every '
+                        'step; with the blog\'s unclipped gradients (norm ~380) that moves the '
+                        'losses by ~1e-5 relative, with the paper\'s clipping by < 1e-6')
     p.add_argument('--tolerance', type=float, default=1e-6,
                    help='max relative difference of any loss from the library\'s (default 1e-6)')
     p.add_argument('--python-rev1', help='python of a Chainer 1.0.1 venv (default: the matrix cell %s)'
@@ -249,8 +255,10 @@ def rel_diff(a, b):
     return abs(a - b) / max(abs(b), 1e-30)
 
 
-def compare_logs(logs, tolerance):
-    """(max relative difference per program against the library, list of problems)."""
+def compare_logs(logs, tolerance, per_program=None):
+    """(max relative difference per program against the library, list of problems);
+    ``per_program``: {name: tolerance} for programs that get their own."""
+    per_program = per_program or {}
     ref = logs.get('library')
     diffs, problems = {}, []
     if ref is None:
@@ -269,9 +277,10 @@ def compare_logs(logs, tolerance):
             vals += [(ea['test_loss'], eb['test_loss'])]
         d = max(rel_diff(a, b) for a, b in vals) if vals else 0.0
         diffs[name] = d
-        if d > tolerance:
+        tol = per_program.get(name, tolerance)
+        if d > tol:
             problems.append('%s differs from %s by %.2e relative (tolerance %g)'
-                            % (name, ref['program'], d, tolerance))
+                            % (name, ref['program'], d, tol))
         if log['epochs'] and ref['epochs'] and \
                 log['epochs'][-1]['test_accuracy'] != ref['epochs'][-1]['test_accuracy']:
             problems.append('%s final test accuracy %.4f != %s %.4f' % (
@@ -388,7 +397,7 @@ def run(args):
         with open(log_path) as f:
             logs[name] = json.load(f)
         print('  %s: %d iterations in %.1f s' % (name, len(logs[name]['losses']), time.time() - t0))
-    diffs, problems = compare_logs(logs, args.tolerance)
+    diffs, problems = compare_logs(logs, args.tolerance, {'rev1': args.tolerance_rev1})
     title = ('IRNN, seed %d, %d iterations at batch 16, lr %g, weights N(0, %g), clip %s, %s '
              '(%d train / %d test)' % (args.seed, args.iterations, args.lr, args.init_std,
                                        args.clip or 'off', d.source, len(d.train_x), len(d.test_x)))
@@ -400,8 +409,9 @@ def run(args):
         for prob in problems:
             print('compare: DISAGREE: %s' % prob)
         return 1
-    print('compare: all programs agree (max relative difference %.1e, tolerance %g)'
-          % (max(diffs.values()), args.tolerance))
+    print('compare: all programs agree (max relative difference: %s; tolerance %g, rev1 %g)'
+          % (', '.join('%s %.1e' % kv for kv in sorted(diffs.items()) if kv[0] != 'library'),
+             args.tolerance, args.tolerance_rev1))
     return 0
 
 

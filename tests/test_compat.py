@@ -482,6 +482,16 @@ def test_compare_logs_tolerance():
     assert 'rev2 ran 1 iterations' in compare.compare_logs(logs, 1e-6)[1][0]
 
 
+def test_compare_logs_rev1_has_its_own_tolerance():
+    mk = lambda losses: {'program': 'p', 'losses': losses, 'epochs': []}  # noqa: E731
+    logs = {'library': mk([2.0, 2.0]), 'rev1': mk([2.0, 2.0 * (1 + 5e-6)]), 'rev2': mk([2.0, 2.0])}
+    assert compare.compare_logs(logs, 1e-6, {'rev1': 1e-4})[1] == []
+    assert 'rev1 differs from p by 5.00e-06 relative (tolerance 1e-06)' in compare.compare_logs(logs, 1e-6)[1]
+    logs['rev2'] = mk([2.0, 2.0 * (1 + 5e-6)])   # rev2 keeps the tight one
+    assert compare.compare_logs(logs, 1e-6, {'rev1': 1e-4})[1] == [
+        'rev2 differs from p by 5.00e-06 relative (tolerance 1e-06)']
+
+
 def test_compare_outputs(tmp_path):
     logs = {'library': _log('library', [2.3, 2.2]), 'rev1': _log('rev1', [2.3, 2.2])}
     md, csv_path, png = compare.write_outputs(logs, {'library': 0.0, 'rev1': 0.0}, str(tmp_path), 't')
