@@ -24,7 +24,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..'))
+# IRNN_CHAINER_ROOT: measure the checkout there instead (e.g. the version before a change)
+sys.path.insert(0, os.environ.get('IRNN_CHAINER_ROOT') or os.path.join(HERE, '..'))
 DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'mnist')
 
 
@@ -33,8 +34,12 @@ def child(a):
     import irnn_chainer  # noqa: F401  (shims)
     import chainer
     from irnn_chainer import train as train_mod
-    from irnn_chainer.kernels import c_kernel, threads
-    if a.threads:
+    from irnn_chainer.kernels import c_kernel
+    try:
+        from irnn_chainer.kernels import threads
+    except ImportError:  # a version before the threaded kernels (for before/after runs)
+        threads = None
+    if a.threads and threads:
         threads.set_threads(a.threads)
     if a.stub:  # precomputed results: only the work outside the kernel remains
         cache = {}
@@ -79,7 +84,7 @@ def child(a):
     d = np.diff(stamps)
     with open(os.path.join(out, 'log')) as f:
         log = json.load(f)
-    res = {'threads': threads.get_threads(), 'n': len(stamps)}
+    res = {'threads': threads.get_threads() if threads else 1, 'n': len(stamps)}
     if a.mode == 'updates':
         body = d[100:-1]  # after warm-up; the last one holds the evaluation
         res.update(median_ms=float(np.median(body) * 1e3), rate=float(len(body) / body.sum()))
