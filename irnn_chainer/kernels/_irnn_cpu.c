@@ -781,7 +781,7 @@ typedef struct {
     const int32_t *ids;
     Py_ssize_t B, T, H, HP, N4P, V;
     const REAL *Ub, *gates, *cs, *hs, *gT;
-    REAL *dz, *dGu, *dh, *dc, *dUT;
+    REAL *dz, *dGu, *dh, *dc, *dUT, *tcu;
 } SUF(lstm_bwd_args);
 
 IRNN_CLONES
@@ -790,8 +790,7 @@ static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
     const Py_ssize_t B = a->B, T = a->T, H = a->H, HP = a->HP, N4P = a->N4P, V = a->V, BH = B * H;
     const Py_ssize_t N4 = 4 * H;
     const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
-    REAL *tc = (REAL *)malloc((size_t)H * sizeof(REAL));
-    if (!tc) return; /* the caller checked a same-sized allocation: practically unreachable */
+    REAL *tc = a->tcu + u0 * H; /* this thread's tanh(c_t) row, allocated by the caller */
     memcpy(a->dh + r0 * H, a->gT + r0 * H, (size_t)((r1 - r0) * H) * sizeof(REAL));
     memset(a->dc + r0 * H, 0, (size_t)((r1 - r0) * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
@@ -831,7 +830,6 @@ static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
             SUF(rows_product)(1, NULL, dzt + r * N4P, N4P, 1, N4, a->Ub, HP, HP, a->dh + r * H, H,
                               H, 0);
     }
-    free(tc);
 }
 
 static void SUF(lstm_weight_grad_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
@@ -847,10 +845,12 @@ static int SUF(lstm_backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py
                               const REAL *gates, const REAL *cs, const REAL *hs, const REAL *gT,
                               REAL *dz, REAL *dGb, REAL *dh, REAL *dc, REAL *dUT, int n_threads) {
     const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB, N4 = 4 * H;
-    REAL *dGu = (REAL *)calloc((size_t)(n_blocks * V * N4), sizeof(REAL));
+    /* per block: a partial dGb (V x N4); after them, a row per block for tanh(c_t) */
+    REAL *dGu = (REAL *)calloc((size_t)(n_blocks * (V * N4 + H)), sizeof(REAL));
     if (!dGu) return -1;
     memset(dUT, 0, (size_t)(H * N4P) * sizeof(REAL));
-    SUF(lstm_bwd_args) a = {ids, B, T, H, HP, N4P, V, Ub, gates, cs, hs, gT, dz, dGu, dh, dc, dUT};
+    SUF(lstm_bwd_args) a = {ids, B, T, H, HP, N4P, V, Ub, gates, cs, hs, gT, dz, dGu, dh, dc, dUT,
+                            dGu + n_blocks * V * N4};
     irnn_parallel(n_threads, n_blocks, SUF(lstm_backward_rows), &a);
     if (T > 1) irnn_parallel(n_threads, (H + IRNN_RB - 1) / IRNN_RB, SUF(lstm_weight_grad_rows), &a);
     memcpy(dGb, dGu, (size_t)(V * N4) * sizeof(REAL));
