@@ -76,6 +76,21 @@ def add_train_arguments(p):
     p.add_argument('--lr-decay', type=_finite_float, help='multiply the learning rate by this factor every '
                    '--lr-decay-every epochs (default: no decay)')
     p.add_argument('--lr-decay-every', type=_positive_int, help='epochs between decays (default 10)')
+    p.add_argument('--lr-schedule', choices=('constant', 'step', 'cosine', 'plateau'),
+                   help='constant (default), step (--lr-decay every --lr-decay-every epochs; the default '
+                   'when --lr-decay is given), cosine (to --lr-min over the planned updates) or plateau '
+                   '(x --lr-decay, default 0.5, after --lr-patience epochs without a better training accuracy)')
+    p.add_argument('--lr-min', type=_non_negative_float, help='the cosine schedule\'s last rate (default 0)')
+    p.add_argument('--lr-patience', type=_positive_int, help='plateau: epochs without a new best (default 3)')
+    p.add_argument('--h0-noise', type=_non_negative_float, metavar='SIGMA',
+                   help='Gaussian noise of std SIGMA on h_0 while training (default 0; evaluation starts '
+                   'from h_0 = 0); irnn, rnn-relu, rnn-tanh')
+    p.add_argument('--on-divergence', choices=('rollback', 'stop', 'ignore'),
+                   help='when an epoch diverges (most updates non-finite, a non-finite test loss, or a loss above '
+                   '20x that of guessing): rollback (default: back to the last good snapshot at the rate x '
+                   '--rollback-factor), stop (one line, snapshot kept) or ignore')
+    p.add_argument('--rollback-factor', type=_finite_float, help='rate factor per rollback (default 0.5)')
+    p.add_argument('--max-rollbacks', type=int, help='rollbacks in a run before it stops (default 3)')
     p.add_argument('--clip', type=_non_negative_float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
     p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
     p.add_argument('--init-std', type=_non_negative_float, help='std of the N(0, s) input/output weights (default 0.001)')
@@ -372,7 +387,7 @@ def main(argv=None):
     try:
         return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
-    except (data_mod.DataError, train_mod.UsageError, api.DeviceError, report.ReportError,
+    except (data_mod.DataError, train_mod.UsageError, train_mod.TrainingDiverged, api.DeviceError, report.ReportError,
             compare.CompareError, sweep.SweepError, files.FileError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2

@@ -56,25 +56,42 @@ class RNN(chainer.Chain):
             h_to_y=L.Linear(n_units, n_out, initialW=normal, initial_bias=0),
         )
 
+    #: ``--h0-noise``: the std of Gaussian noise on h_0 while training (0: h_0 = 0, as the
+    #: paper); evaluation always starts from 0. ``h0_key``: the seed of the next draw, set per
+    #: update by the trainer (extensions.H0NoiseKey) so that a resumed run draws the same noise.
+    h0_noise = 0.0
+    h0_key = None
+
+    def initial_state(self, batch):
+        """h_0 for a batch: None (zeros) unless training with ``h0_noise``."""
+        if not self.h0_noise or not api.training_mode():
+            return None
+        rng = np.random.RandomState(self.h0_key) if self.h0_key is not None else np.random
+        noise = rng.normal(0.0, self.h0_noise, (batch, self.n_units))
+        return self.xp.asarray(noise.astype(self.h_to_h.W.dtype))
+
     def forward(self, x):
         x = check_ids(x, self.n_in)
+        h0 = self.initial_state(x.shape[0])
         if self.impl == 'fused':
             from irnn_chainer.fused import irnn_recurrence
             h = irnn_recurrence(x, self.pixel_to_h.W, self.h_to_h.W, self.h_to_h.b,
-                                activation=self.activation)
+                                activation=self.activation, h0=h0)
         else:
-            h = self.recurrence_stepwise(x)
+            h = self.recurrence_stepwise(x, h0)
         return self.h_to_y(h)
 
     def __call__(self, x):  # Chainer < 5 calls __call__, not forward
         return self.forward(x)
 
-    def recurrence_stepwise(self, x):
-        """h_T by the per-timestep loop, exactly the gist's graph."""
+    def recurrence_stepwise(self, x, h0=None):
+        """h_T by the per-timestep loop, exactly the gist's graph (from ``h0``, default 0)."""
         act = F.relu if self.activation == 'relu' else F.tanh
         batch, length = x.shape
         xs = self.xp.ascontiguousarray(x.T)  # one contiguous row of ids per timestep
-        h = chainer.Variable(self.xp.zeros((batch, self.n_units), dtype=self.h_to_h.W.dtype))
+        if h0 is None:
+            h0 = self.xp.zeros((batch, self.n_units), dtype=self.h_to_h.W.dtype)
+        h = chainer.Variable(h0)
         for t in range(length):
             h = act(self.pixel_to_h(xs[t]) + self.h_to_h(h))
         return h

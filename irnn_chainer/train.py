@@ -23,7 +23,9 @@ from irnn_chainer import files
 from irnn_chainer import memory
 from irnn_chainer.compat import api
 from irnn_chainer import model as model_mod
+from irnn_chainer import recovery
 from irnn_chainer import runfolder
+from irnn_chainer import schedule
 from irnn_chainer import sequences as seq_mod
 
 # Settings that define a run; ``--resume`` keeps them from the run's config.json.
@@ -36,10 +38,15 @@ DEFAULTS = {
     'skip_nonfinite': False, 'lr_decay': None, 'lr_decay_every': 10,
     'communicator': None,  # ChainerMN data parallel under mpiexec (distributed.py)
     'init_from': None,     # start from another run's weights (a new run: fresh optimizer)
+    # issue 19: the learning-rate schedule (schedule.py), noise on h_0 while training, and what
+    # happens when the run diverges (recovery.py)
+    'lr_schedule': None, 'lr_min': 0.0, 'lr_patience': 3, 'h0_noise': 0.0,
+    'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
 }
 DEFAULTS.update(seq_mod.DEFAULTS)  # own data, stacked layers, the adding problem (sequences.py)
 # May differ between a run and its resumption (where to run, how long, how to read data).
-RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval')
+RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval',
+                     'on_divergence', 'max_rollbacks')
 
 # Named settings (--preset); flags given on the command line override them. Values marked
 # "our reading" are not stated in the source and were chosen by us; see the README.
@@ -186,7 +193,24 @@ def resolve_config(cli, saved=None):
         raise UsageError('--lr-decay: expected a factor in (0, 1], got %s' % cfg['lr_decay'])
     if int(cfg['lr_decay_every']) < 1:
         raise UsageError('--lr-decay-every: expected a positive integer, got %s' % cfg['lr_decay_every'])
-    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale'):
+    if cfg['lr_schedule'] is not None and cfg['lr_schedule'] not in schedule.SCHEDULES:
+        raise UsageError('--lr-schedule: expected one of %s, got %r'
+                         % (', '.join(schedule.SCHEDULES), cfg['lr_schedule']))
+    if cfg['lr_schedule'] in ('constant', 'cosine') and cfg['lr_decay']:
+        if cli.get('lr_decay') is not None:
+            raise UsageError('--lr-decay %s: not used by --lr-schedule %s (it applies to step and plateau)'
+                             % (cfg['lr_decay'], cfg['lr_schedule']))
+        cfg['lr_decay'] = None  # a preset's step decay gives way to the schedule asked for
+    if int(cfg['lr_patience']) < 1:
+        raise UsageError('--lr-patience: expected a positive number of epochs, got %s' % cfg['lr_patience'])
+    if cfg['on_divergence'] not in recovery.ACTIONS:
+        raise UsageError('--on-divergence: expected one of %s, got %r'
+                         % (', '.join(recovery.ACTIONS), cfg['on_divergence']))
+    if not 0 < float(cfg['rollback_factor']) < 1:
+        raise UsageError('--rollback-factor: expected a factor in (0, 1), got %s' % cfg['rollback_factor'])
+    if int(cfg['max_rollbacks']) < 0:
+        raise UsageError('--max-rollbacks: expected an integer >= 0, got %s' % cfg['max_rollbacks'])
+    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'rollback_factor'):
         if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
             raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
@@ -195,6 +219,13 @@ def resolve_config(cli, saved=None):
         raise UsageError('--clip: expected >= 0 (0 = no clipping), got %s' % cfg['clip'])
     if cfg['init_std'] < 0:
         raise UsageError('--init-std: expected a standard deviation >= 0, got %s' % cfg['init_std'])
+    if not 0 <= float(cfg['lr_min']) < cfg['lr']:
+        raise UsageError('--lr-min: expected a rate in [0, --lr = %s), got %s' % (cfg['lr'], cfg['lr_min']))
+    if cfg['h0_noise'] < 0:
+        raise UsageError('--h0-noise: expected a standard deviation >= 0, got %s' % cfg['h0_noise'])
+    if cfg['h0_noise'] and (cfg['model'] == 'lstm' or seq_mod.uses_sequence_model(cfg)):
+        raise UsageError('--h0-noise: covers the one-layer pixel models irnn, rnn-relu and rnn-tanh, not %s'
+                         % ('lstm' if cfg['model'] == 'lstm' else 'own data or --layers'))
     if not 0 <= int(cfg['seed']) < 2 ** 32:
         raise UsageError('--seed: expected an integer in 0 .. 2**32 - 1, got %s' % cfg['seed'])
     if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):
@@ -355,18 +386,64 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     ``extra_extensions``: more trainer extensions (a sweep's pruning, sweep.py);
     ``table_out``: file for the per-epoch table (default stdout); ``allow_changed_data``:
     resume although the data's checksum differs from the one in config.json.
-    The run folder is locked for the whole run (runfolder.claim)."""
-    held = []
-    try:
-        return _train(cli, out, resume, force, progress, log, extra_extensions, table_out,
-                      allow_changed_data, held)
-    except BaseException:
-        for claim in held:  # refused before training began: a new run leaves nothing behind
-            claim.abandon()
-        raise
-    finally:
-        for claim in held:
-            claim.release()
+    The run folder is locked for the whole run (runfolder.claim). A run that diverges is
+    rolled back to its last good snapshot at a lower rate, or stopped (recovery.py)."""
+    lr_factor = None
+    while True:
+        held = []
+        try:
+            return _train(cli, out, resume, force, progress, log, extra_extensions, table_out,
+                          allow_changed_data, held, lr_factor)
+        except recovery.Diverged as d:
+            run_dir = held[0].path if held else out
+            resume, force, lr_factor = _after_divergence(d, run_dir, cli, log)
+            out = run_dir
+        except BaseException:
+            for claim in held:  # refused before training began: a new run leaves nothing behind
+                claim.abandon()
+            raise
+        finally:
+            for claim in held:
+                claim.release()
+
+
+def _after_divergence(d, run_dir, cli, log):
+    """Record a divergence in the run's rollbacks.json; return how to go on (resume from the
+    last good snapshot, no --force, the rate factor), or raise the one-line error that ends
+    the run (``--on-divergence stop``, no good snapshot yet, or no rollbacks left)."""
+    cfg = load_config(run_dir)
+    action = cli.get('on_divergence') or cfg.get('on_divergence', DEFAULTS['on_divergence'])
+    limit = int(cli.get('max_rollbacks') if cli.get('max_rollbacks') is not None
+                else cfg.get('max_rollbacks', DEFAULTS['max_rollbacks']))
+    factor = float(cfg.get('rollback_factor', DEFAULTS['rollback_factor']))
+    path = os.path.join(run_dir, recovery.ROLLBACKS_FILE)
+    events = (files.read_json(path, 'the run\'s rollbacks (a JSON object)').get('rollbacks', [])
+              if os.path.exists(path) else [])
+    if not isinstance(events, list):
+        raise files.FileError('%s: expected a list of rollbacks under "rollbacks", found %s'
+                              % (path, type(events).__name__))
+    good = runfolder.last_good_snapshot(run_dir)
+    event = {'epoch': d.epoch, 'iteration': d.iteration, 'reason': d.reason,
+             'elapsed_time': d.elapsed, 'rolled_back_to': os.path.basename(good) if good else None,
+             'lr_factor': factor, 'action': action}
+    if action == 'stop' or good is None or len(events) >= limit or d.distributed:
+        why = ('--on-divergence stop' if action == 'stop' else 'no snapshot to go back to' if good is None
+               else 'no rollback under --communicator' if d.distributed
+               else 'it was rolled back %d times already (--max-rollbacks %d)' % (len(events), limit))
+        event['action'] = 'stop'
+        if d.root:
+            files.write_json(path, {'rollbacks': events + [event]})
+        keep = ('the last good snapshot %s is kept (--resume it, perhaps with --max-rollbacks)' % good
+                if good else 'start it again with a lower --lr')
+        raise TrainingDiverged('%s; stopped (%s); %s' % (d, why, keep))
+    files.write_json(path, {'rollbacks': events + [event]})
+    log('%s; rolling back to %s with the learning rate x %g (rollback %d of at most %d, %s)'
+        % (d, good, factor, len(events) + 1, limit, path))
+    return good, False, factor
+
+
+class TrainingDiverged(Exception):
+    """A diverged run that is not rolled back: one line, exit code 2 (cli.py)."""
 
 
 def data_record(cfg, train_set, test_set):
@@ -391,7 +468,8 @@ def check_data(saved, record, allow, flag='--allow-changed-data'):
                             record['data_sha256'][:16], record.get('data_bytes', '?'), flag))
 
 
-def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, allow_changed_data, held):
+def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, allow_changed_data, held,
+           lr_factor=None):
     snapshot = None
     saved = None
     if resume:
@@ -518,13 +596,24 @@ def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, 
         extend_root(extensions.PrintReport(
             ['epoch', 'iteration', 'main/loss', 'main/accuracy', 'validation/main/loss',
              'validation/main/accuracy', 'elapsed_time'], out=table_out or sys.stdout), trigger=interval())
-    if cfg['lr_decay']:
-        # lr <- lr * decay every N epochs; Adam's step size is called alpha
-        attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
-        trainer.extend(extensions.ExponentialShift(attr, cfg['lr_decay']),
-                       trigger=(cfg['lr_decay_every'], 'epoch'))
+    # the learning rate of every update (schedule.py); Adam's step size is called alpha
+    attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
+    kind = schedule.schedule_name(cfg)
+    lr_schedule = schedule.LRSchedule(
+        attr, cfg['lr'], kind, decay=cfg['lr_decay'], every=cfg['lr_decay_every'],
+        total=stop[0] * (per_epoch if stop[1] == 'epoch' else 1), lr_min=cfg['lr_min'],
+        patience=cfg['lr_patience'])
+    trainer.extend(lr_schedule)
+    if kind != 'constant':
         extend_root(extensions.observe_value(
             'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
+    if cfg['on_divergence'] != 'ignore':  # judged before the interval's evaluation and snapshot
+        trainer.extend(recovery.DivergenceGuard(
+            interval(), None if cfg.get('task') == 'regression' else getattr(model.predictor, 'n_out', None),
+            agree=(lambda verdict: dist.agree(comm, verdict)) if comm is not None else None))
+    if cfg['h0_noise']:
+        model.predictor.h0_noise = float(cfg['h0_noise'])
+        trainer.extend(schedule.H0NoiseKey(model.predictor, cfg['seed'], comm.rank if comm is not None else 0))
     if progress and root:
         trainer.extend(extensions.ProgressBar(update_interval=10 if resolve_impl(cfg) == 'stepwise' else 50))
 
@@ -534,6 +623,8 @@ def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, 
     if snapshot:  # under MPI every rank loads rank 0's snapshot (why that is exact: distributed.py)
         _load_weights(snapshot_arrays, trainer, snapshot)
         log('resumed from %s at epoch %d, iteration %d' % (snapshot, updater.epoch, updater.iteration))
+        if lr_factor:  # a rollback (recovery.py): the snapshot's rate scale, lowered
+            lr_schedule.scale *= lr_factor
     impl = resolve_impl(cfg)
     workers = dist.size(comm)
     if root:
@@ -569,7 +660,11 @@ def _train(cli, out, resume, force, progress, log, extra_extensions, table_out, 
         for claim in held:
             claim.started = True
         # quiet: an exception leaving the loop is the CLI's to report (OSError: one line)
-        api.run_trainer(trainer, quiet_errors=True)
+        try:
+            api.run_trainer(trainer, quiet_errors=True)
+        except recovery.Diverged as d:
+            d.root, d.distributed = root, comm is not None
+            raise
         if not root:
             return trainer
         # Always end with a snapshot of the last iteration, so --resume continues from here.
