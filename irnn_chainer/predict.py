@@ -249,9 +249,10 @@ def read_image(path):
         if size != (SIDE, SIDE):
             todo.append('.resize((28, 28))')
         raise PredictError('%s: expected a 28x28 grayscale image (as MNIST), found a %dx%d %s %s (mode %s); '
-                           'convert it first, e.g. PIL.Image.open(path)%s.save(...) (MNIST digits '
-                           'fill the middle 20x20)' % (path, size[0], size[1], MODE_WORDS.get(mode, mode),
-                                                      fmt or 'image', mode, ''.join(todo)))
+                           'convert it first, e.g. PIL.Image.open(path)%s.save(...)%s'
+                           % (path, size[0], size[1], MODE_WORDS.get(mode, mode), fmt or 'image', mode,
+                              ''.join(todo), ' (MNIST digits fill the middle 20x20)'
+                              if size != (SIDE, SIDE) else ''))
     return pixels.reshape(data_mod.N_PIXELS).astype(np.uint8)
 
 
@@ -295,9 +296,16 @@ def _read_mnist_file(path):
 
 def _read_own_file(path, predictor):
     """(names, x, labels or None) of one .npz/.csv input of an own-data run."""
-    files.require_file(path, 'a .npz or .csv file in the training format (docs/own-data.md)')
+    expected = 'a .npz or .csv file in the training format (docs/own-data.md)'
+    files.require_file(path, expected)
     input, n_feat = predictor.input, 1 if predictor.input == 'ids' else predictor.n_in
-    if path.lower().endswith('.csv'):
+    head, is_csv = _sniff(path), path.lower().endswith('.csv')
+    if not is_csv and not head.startswith(b'PK') and not path.lower().endswith('.npz'):
+        found = ('a PNG/JPEG image' if head.startswith(IMAGE_MAGIC) else 'a .npy array' if
+                 head.startswith(NPY_MAGIC) else 'a file that is neither')
+        raise PredictError('%s: expected %s for this run on %s, found %s' % (
+            path, expected, predictor.cfg.get('data') or 'its own data', found))
+    if is_csv:
         try:  # the first row's width says whether there is a label column
             with open(path, newline='') as f:
                 first = next((r for r in csv.reader(f) if any(c.strip() for c in r)), [])
