@@ -311,7 +311,7 @@ def _read_own_file(path, predictor):
                 first = next((r for r in csv.reader(f) if any(c.strip() for c in r)), [])
         except (UnicodeDecodeError, csv.Error):
             first = None  # read_csv says what is wrong
-        width = len(first) if first is not None else 3 + n_feat
+        width = len(first) if first else 3 + n_feat  # unreadable or empty: read_csv says so
         if width not in (2 + n_feat, 3 + n_feat):
             raise PredictError('%s: expected %d columns (seq, t, %s) or %d (and a label), as the run, '
                                'found %d' % (path, 2 + n_feat, '%d features' % n_feat if input == 'real'
