@@ -1,4 +1,4 @@
-"""The ``irnn-chainer`` command: train, evaluate, info, report, sweep, compare.
+"""The ``irnn-chainer`` command: train, evaluate, predict, info, report, sweep, compare.
 
 Errors the user can fix (bad flags, data, devices, run folders) print one line
 ``irnn-chainer: error: ...`` and exit with code 2, never a traceback.
@@ -240,6 +240,21 @@ def build_parser():
     dev.add_argument('--device', '-d')
     dev.add_argument('--gpu', '-g', type=int)
     add_threads_argument(p)
+    p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
+    p.add_argument('run', help='run folder written by irnn-chainer train (or one of its snapshots)')
+    p.add_argument('inputs', nargs='+', metavar='INPUT',
+                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images, IDX image files, .npy '
+                        '(N, 784) uint8; own-data runs: .npz/.csv in the training format, labels optional')
+    p.add_argument('--out', '-o', help='CSV file to write (default: standard output)')
+    p.add_argument('--force', action='store_true', help='replace the -o file if it exists')
+    p.add_argument('--invert', action='store_true',
+                   help='the images are dark digits on a light background: use 255 - pixel')
+    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument('--device', '-d', help="Chainer device spec (default: the run's)")
+    dev.add_argument('--gpu', '-g', type=int)
+    add_threads_argument(p)
+    p.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
     p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
@@ -294,6 +309,17 @@ def cmd_evaluate(args):
     else:
         print('test accuracy %.4f, test loss %.4f on %d images (%s, %.1f s)'
               % (r['accuracy'], r['loss'], r['n'], r['model'], r['seconds']))
+    return 0
+
+
+def cmd_predict(args):
+    from irnn_chainer import predict
+    from irnn_chainer.compat import api
+    device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
+    summary = predict.predict_files(args.run, args.inputs, out=args.out, force=args.force,
+                                    batchsize=args.batchsize, device=device, invert=args.invert,
+                                    progress=not args.no_progress)
+    sys.stderr.write(summary + '\n')
     return 0
 
 
@@ -385,7 +411,8 @@ def main(argv=None):
         sys.stderr.write('irnn-chainer: error: %s\n' % e)
         return 2
     try:
-        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
+        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'predict': cmd_predict, 'info': cmd_info,
+                'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
     except (data_mod.DataError, train_mod.UsageError, train_mod.TrainingDiverged, api.DeviceError, report.ReportError,
             compare.CompareError, sweep.SweepError, files.FileError) as e:
