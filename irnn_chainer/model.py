@@ -99,9 +99,10 @@ class RNN(chainer.Chain):
             else:
                 links[into] = L.Linear(n_in, n, initialW=normal, nobias=not input_bias,
                                        initial_bias=0 if input_bias else None)
-            links[rec] = L.Linear(
-                n, n, initial_bias=0,
-                initialW=initializers.Identity(scale=identity_scale) if recurrent_init == 'identity' else normal)
+            identity = initializers.Identity(scale=identity_scale) if identity_scale != 1.0 else \
+                initializers.Identity()  # (the gist's model: the exact call of every Chainer era)
+            links[rec] = L.Linear(n, n, initial_bias=0,
+                                  initialW=identity if recurrent_init == 'identity' else normal)
         links['h_to_y'] = L.Linear(layers[-1], n_out, initialW=normal, initial_bias=0)
         api.register_links(self, **links)
 

@@ -11,7 +11,7 @@ Three sources, one reader each (the readers know nothing of runs):
 Every one gives the same record: the train and test datasets, the input (``ids`` with
 ``n_in`` of them, or ``real`` with ``n_in`` features per step), the task (``classification``
 into ``n_out`` classes, or ``regression`` of ``n_out`` targets with the constant
-prediction's value as ``baseline``), a one-line description (logged as it is read), what the
+prediction's value as ``baseline``), a one-line description of what was read, what the
 run's config.json records of it (``settings``, ``source``, ``fingerprint``). The model
 factory (:func:`irnn_chainer.model.for_run`) builds the model from it.
 """
@@ -108,9 +108,15 @@ def _arrays_fingerprint(*arrays):
 
 def _mnist(cfg, run_dir, log):
     """Pixel MNIST: uint8 pixels (ids 0..255, int32 at the model, train.convert), 10 classes."""
-    splits = mnist.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'], cfg['test_limit'], log=log)
+    lines = []
+
+    def note(line):  # the reader logs its data line first, then why other sources were skipped
+        lines.append(line)
+        log(line)
+
+    splits = mnist.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'], cfg['test_limit'], log=note)
     train_x, test_x = splits.train_x, splits.test_x
-    description = 'pixel MNIST: %s, %d train / %d test images' % (splits.source, len(train_x), len(test_x))
+    description = lines[0]
     if cfg['permute']:
         path = os.path.join(run_dir, runfolder.PERMUTATION_FILE)
         if os.path.lexists(path):
@@ -124,7 +130,7 @@ def _mnist(cfg, run_dir, log):
             test_x = mnist.apply_permutation(test_x, perm)
         except mnist.DataError as e:
             raise files.FileError('%s: %s' % (path, e)) from None
-        description = 'permuted ' + description
+        description += '; permuted (seed %d)' % cfg['seed']
     train, test = _datasets(train_x, splits.train_y, test_x, splits.test_y)
     return Data('mnist', train, test, source=splits.source, description=description,
                 fingerprint=_arrays_fingerprint(train_x, splits.train_y, test_x, splits.test_y),

@@ -18,8 +18,6 @@ from irnn_chainer.compat import api
 from irnn_chainer import files
 from irnn_chainer import sequences as S
 from irnn_chainer import evaluate as evaluate_mod
-from irnn_chainer import settings
-from irnn_chainer.errors import UsageError
 from irnn_chainer.model import RNN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -472,23 +470,6 @@ def test_train_on_own_npz_with_stacked_layers_then_evaluate(tmp_path):
     assert t.updater.epoch == 3
     with pytest.raises(files.FileError, match='already holds a run'):
         train_mod.train(cfg, out, progress=False, log=quiet)
-
-
-@pytest.mark.parametrize('cli, words', [
-    (dict(data='x.npz', dataset='embedded'), ['--data', '--dataset embedded', 'one of them']),
-    (dict(length=10), ['--length', '--dataset adding']),
-    (dict(dataset='adding', task='classification'), ['--task classification', 'regression']),
-    (dict(dataset='adding', test_split=0.2), ['--test-split', 'own test set']),
-    (dict(layers=[4, 2], unit=4), ['--unit 4', '--layers 4,2', 'one of them']),
-    (dict(test_split=0.2), ['--test-split', '--data']),
-    (dict(input='real'), ['--input', '--data']),
-    (dict(layers=[4], model='lstm'), ['--model lstm', 'irnn']),
-])
-def test_flag_combinations_give_usage_errors(cli, words):
-    with pytest.raises(UsageError) as info:
-        settings.resolve_config(cli)
-    for w in words:
-        assert w in str(info.value), (w, str(info.value))
 
 
 def run_cli(*args, cwd=ROOT):

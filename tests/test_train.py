@@ -206,30 +206,6 @@ def test_lr_decay_multiplies_the_rate_every_n_epochs(tmp_path):
     assert [r['lr'] for r in log] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
-def test_fast_preset_carries_its_decay_and_flags_override_it():
-    cfg = settings.resolve_config({'preset': 'fast'})
-    assert (cfg['optimizer'], cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == ('rmsprop', 1e-4, 0.5, 8)
-    cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
-    assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
-    # the other presets do not decay
-    assert settings.resolve_config({'preset': 'blog'})['lr_decay'] is None
-    # on permuted MNIST fast takes the rate that did not blow up there
-    cfg = settings.resolve_config({'preset': 'fast', 'permute': True})
-    assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer']) == (3e-5, None, 'rmsprop')
-    assert settings.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
-
-
-def test_blog_preset_is_the_blogs_own_run_and_paper_the_papers():
-    # The blog: "std of 0.01; No gradient clipping; The other setting is the same as the paper."
-    cfg = settings.resolve_config({'preset': 'blog'})
-    assert (cfg['model'], cfg['optimizer'], cfg['lr'], cfg['batchsize']) == ('irnn', 'sgd', 1e-8, 16)
-    assert (cfg['init_std'], cfg['clip']) == (0.01, 0.0)
-    cfg = settings.resolve_config({'preset': 'paper'})
-    assert (cfg['optimizer'], cfg['lr'], cfg['init_std'], cfg['clip']) == ('sgd', 1e-8, 0.001, 1.0)
-    # an explicit flag still wins over the preset
-    assert settings.resolve_config({'preset': 'blog', 'clip': 1.0})['clip'] == 1.0
-
-
 def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     a = str(tmp_path / 'a')
     train_mod.train(dict(SMALL, permute=True, iteration=4), a, progress=False, log=quiet)
