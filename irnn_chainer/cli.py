@@ -256,7 +256,7 @@ def cmd_train(args):
         return status
     if log:
         last = log[-1]
-        if 'validation/main/baseline' in last:  # regression (sequences.py)
+        if 'validation/main/baseline' in last:  # regression (model.Regressor)
             print('final: epoch %s, iteration %s, test MSE %.4f (constant-prediction baseline %.4f) -> %s'
                   % (last['epoch'], last['iteration'], last.get('validation/main/loss', float('nan')),
                      last['validation/main/baseline'], trainer.out))
@@ -274,7 +274,7 @@ def cmd_evaluate(args):
     r = evaluate.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
                           batchsize=args.batchsize, device=device,
                           allow_changed_data=args.allow_changed_data)
-    if 'baseline' in r:  # regression (sequences.py)
+    if 'baseline' in r:  # regression (model.Regressor)
         print('test MSE %.4f (constant-prediction baseline %.4f) on %d sequences (%s, %.1f s)'
               % (r['loss'], r['baseline'], r['n'], r['model'], r['seconds']))
     else:

@@ -7,7 +7,7 @@ evaluated or resumed (its settings, the pixel permutation, snapshots) goes into 
 A run is five steps, one function each: prepare the run folder and settings
 (:func:`prepare`), load the data record (:func:`load_data`), build the model and its
 optimizer (:func:`build`), assemble the Trainer and its extensions (:func:`assemble`), run
-and save (:func:`run`). The settings are settings.py's, the data sources.py's, the model
+and save (:func:`run_and_save`). The settings are settings.py's, the data sources.py's, the model
 model.py's; under ``--communicator`` every rank runs the same steps (distributed.py).
 """
 import os
@@ -137,8 +137,10 @@ def check_device_kernel(model, cfg, device, *datasets):
 
 
 class Run(object):
-    """What the steps of one run share: its settings (``cfg``), folder (``out``), the
-    resumed run's config and snapshot, the device, the MPI communicator and rank."""
+    """What the steps of one run share: from :func:`prepare` its settings (``cfg``), folder
+    (``out``), the resumed run's config and snapshot, the device, the MPI communicator and
+    rank; :func:`build` adds the ``model``, :func:`assemble` the schedule (``per_epoch``,
+    ``stop``, ``stop_trigger``) and the snapshot extension that :func:`run_and_save` uses last."""
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
