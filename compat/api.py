@@ -115,6 +115,12 @@ def no_graph():
         _no_graph_depth[0] -= 1
 
 
+def training_mode():
+    """True while training (Chainer >= 2: ``config.train``; 1.x has no such switch: the
+    Trainer and this package's evaluation both go through ``no_graph`` there, so True)."""
+    return bool(chainer.config.train) if HAS_CONFIG else True
+
+
 def as_input(array):
     """A Variable holding ``array`` for a model input.
 

@@ -1,4 +1,4 @@
-"""The ``irnn-chainer`` command: train, evaluate, info, report, sweep, compare.
+"""The ``irnn-chainer`` command: train, evaluate, predict, info, report, sweep, compare.
 
 Errors the user can fix (bad flags, data, devices, run folders) print one line
 ``irnn-chainer: error: ...`` and exit with code 2, never a traceback.
@@ -76,6 +76,21 @@ def add_train_arguments(p):
     p.add_argument('--lr-decay', type=_finite_float, help='multiply the learning rate by this factor every '
                    '--lr-decay-every epochs (default: no decay)')
     p.add_argument('--lr-decay-every', type=_positive_int, help='epochs between decays (default 10)')
+    p.add_argument('--lr-schedule', choices=('constant', 'step', 'cosine', 'plateau'),
+                   help='constant (default), step (--lr-decay every --lr-decay-every epochs; the default '
+                   'when --lr-decay is given), cosine (to --lr-min over the planned updates) or plateau '
+                   '(x --lr-decay, default 0.5, after --lr-patience epochs without a better training accuracy)')
+    p.add_argument('--lr-min', type=_non_negative_float, help='the cosine schedule\'s last rate (default 0)')
+    p.add_argument('--lr-patience', type=_positive_int, help='plateau: epochs without a new best (default 3)')
+    p.add_argument('--h0-noise', type=_non_negative_float, metavar='SIGMA',
+                   help='Gaussian noise of std SIGMA on h_0 while training (default 0; evaluation starts '
+                   'from h_0 = 0); irnn, rnn-relu, rnn-tanh')
+    p.add_argument('--on-divergence', choices=('rollback', 'stop', 'ignore'),
+                   help='when an epoch diverges (most updates non-finite, a non-finite test loss, or a loss above '
+                   '20x that of guessing): rollback (default: back to the last good snapshot at the rate x '
+                   '--rollback-factor), stop (one line, snapshot kept) or ignore')
+    p.add_argument('--rollback-factor', type=_finite_float, help='rate factor per rollback (default 0.5)')
+    p.add_argument('--max-rollbacks', type=int, help='rollbacks in a run before it stops (default 3)')
     p.add_argument('--clip', type=_non_negative_float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
     p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
     p.add_argument('--init-std', type=_non_negative_float, help='std of the N(0, s) input/output weights (default 0.001)')
@@ -225,6 +240,21 @@ def build_parser():
     dev.add_argument('--device', '-d')
     dev.add_argument('--gpu', '-g', type=int)
     add_threads_argument(p)
+    p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
+    p.add_argument('run', help='run folder written by irnn-chainer train (or one of its snapshots)')
+    p.add_argument('inputs', nargs='+', metavar='INPUT',
+                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images, IDX image files, .npy '
+                        '(N, 784) uint8; own-data runs: .npz/.csv in the training format, labels optional')
+    p.add_argument('--out', '-o', help='CSV file to write (default: standard output)')
+    p.add_argument('--force', action='store_true', help='replace the -o file if it exists')
+    p.add_argument('--invert', action='store_true',
+                   help='the images are dark digits on a light background: use 255 - pixel')
+    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument('--device', '-d', help="Chainer device spec (default: the run's)")
+    dev.add_argument('--gpu', '-g', type=int)
+    add_threads_argument(p)
+    p.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
     p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
@@ -280,6 +310,17 @@ def cmd_evaluate(args):
     else:
         print('test accuracy %.4f, test loss %.4f on %d images (%s, %.1f s)'
               % (r['accuracy'], r['loss'], r['n'], r['model'], r['seconds']))
+    return 0
+
+
+def cmd_predict(args):
+    from irnn_chainer import predict
+    from irnn_chainer.compat import api
+    device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
+    summary = predict.predict_files(args.run, args.inputs, out=args.out, force=args.force,
+                                    batchsize=args.batchsize, device=device, invert=args.invert,
+                                    progress=not args.no_progress)
+    sys.stderr.write(summary + '\n')
     return 0
 
 
@@ -363,16 +404,17 @@ def main(argv=None):
     from irnn_chainer import report
     from irnn_chainer import sweep
     from irnn_chainer.compat import api
-    from irnn_chainer.errors import DataError, UsageError
+    from irnn_chainer.errors import DataError, TrainingDiverged, UsageError
     try:
         set_threads(args)
     except ValueError as e:  # IRNN_THREADS not a positive integer
         sys.stderr.write('irnn-chainer: error: %s\n' % e)
         return 2
     try:
-        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'info': cmd_info, 'report': cmd_report,
+        return {'train': cmd_train, 'evaluate': cmd_evaluate, 'predict': cmd_predict, 'info': cmd_info,
+                'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
-    except (DataError, UsageError, api.DeviceError, report.ReportError,
+    except (DataError, UsageError, TrainingDiverged, api.DeviceError, report.ReportError,
             compare.CompareError, sweep.SweepError, files.FileError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2

@@ -1,8 +1,9 @@
 """The errors the user sees as one line (``irnn-chainer: error: ...``, exit 2).
 
 Raised by the readers (data.py, sequences.py), the settings (settings.py), the model
-factory and train.py, and caught in one place, ``cli.main``. Files' own errors are
-``files.FileError``; devices' are ``compat.api.DeviceError``. This module imports nothing.
+factory and train.py (also a run that diverged and is not rolled back), and caught in one
+place, ``cli.main``. Files' own errors are ``files.FileError``; devices' are
+``compat.api.DeviceError``. This module imports nothing.
 """
 
 
@@ -12,3 +13,7 @@ class UsageError(Exception):
 
 class DataError(Exception):
     """A data file or source is missing or not what it should be (one-line, user-facing)."""
+
+
+class TrainingDiverged(Exception):
+    """A diverged run that is not rolled back (recovery.py, train.py): one line, exit code 2."""

@@ -18,6 +18,7 @@ and db. Double backprop is not supported: differentiating the gradients raises.
 import weakref
 
 import chainer
+import chainer.functions as F
 from chainer import backend
 from chainer import function_node
 from chainer.utils import type_check
@@ -121,18 +122,37 @@ class IRNNRecurrenceGrad(function_node.FunctionNode):
                                   'supported; use impl=\'stepwise\' for higher-order gradients')
 
 
-def irnn_recurrence(ids, E, W, b, return_sequence=False, activation='relu'):
+def irnn_recurrence(ids, E, W, b, return_sequence=False, activation='relu', h0=None):
     """h_T (B, H) of ``h_t = relu(E[ids[:, t]] + h_{t-1} W^T + b)``, h_0 = 0, as a Variable
     (``activation='tanh'``: tanh instead of relu).
 
     ``ids``: (B, T) integer array of ids in [0, V) (NumPy or CuPy; not checked here);
     ``E`` (V, H), ``W`` (H, H), ``b`` (H,): Variables/Parameters or arrays, float32 or
     float64, one dtype. ``return_sequence=True``: every state, (B, T, H).
+    ``h0``: an initial state (B, H) array instead of 0 (``--h0-noise``; not differentiated).
     """
+    if h0 is not None:
+        ids, E = _first_step_rows(ids, E, W, h0)
     ids, inputs, keep = _prepare(ids, (E, W, b))
     y, = IRNNRecurrence(ids, return_sequence=return_sequence, keep=keep,
                         activation=activation).apply(inputs)
     return y
+
+
+def _first_step_rows(ids, E, W, h0):
+    """A start from ``h0`` through kernels that start from 0: the first step's
+    pre-activation ``E[ids[:, 0]] + h0 W^T + b`` becomes one extra row of E per sequence
+    (row V + i for sequence i), so every kernel runs unchanged, and Chainer's graph carries
+    those rows' gradient back to E (through the gather) and to W (through the product)."""
+    if isinstance(ids, chainer.Variable):
+        ids = ids.array
+    xp = _xp(ids, h0)
+    B = ids.shape[0]
+    V = E.shape[0]
+    first = F.embed_id(xp.ascontiguousarray(ids[:, 0], dtype=xp.int32), E) + F.matmul(h0, W, transb=True)
+    ids = xp.array(ids, dtype=xp.int32)
+    ids[:, 0] = V + xp.arange(B, dtype=xp.int32)
+    return ids, F.concat((E, first), axis=0)
 
 
 def _prepare(ids, arrays):

@@ -119,17 +119,36 @@ class RNN(chainer.Chain):
             return check_ids(x, self.n_in)
         return check_real(x, self.n_in, self.h_to_y.W.dtype)
 
+    #: ``--h0-noise``: the std of Gaussian noise on h_0 while training (0: h_0 = 0, as the
+    #: paper); evaluation always starts from 0. ``h0_key``: the seed of the next draw, set per
+    #: update by the trainer (schedule.H0NoiseKey) so that a resumed run draws the same noise.
+    #: The one-layer models over ids only (settings.py refuses the others).
+    h0_noise = 0.0
+    h0_key = None
+
+    def initial_state(self, batch):
+        """h_0 of the first layer for a batch: None (zeros) unless training with ``h0_noise``."""
+        if not self.h0_noise or not api.training_mode():
+            return None
+        if len(self.layers) > 1 or self.input != 'ids':
+            raise ValueError('h0_noise: for one layer over ids, got layers %s, input %r'
+                             % (list(self.layers), self.input))
+        rng = np.random.RandomState(self.h0_key) if self.h0_key is not None else np.random
+        noise = rng.normal(0.0, self.h0_noise, (batch, self.n_units))
+        return self.xp.asarray(noise.astype(self.h_to_y.W.dtype))
+
     def forward(self, x):
         x = self.check_input(x)
-        h = self.recurrence_fused(x) if self.impl == 'fused' else self.recurrence_stepwise(x)
+        h0 = self.initial_state(x.shape[0])
+        h = self.recurrence_fused(x, h0) if self.impl == 'fused' else self.recurrence_stepwise(x, h0)
         return self.h_to_y(h)
 
     def __call__(self, x):  # Chainer < 5 calls __call__, not forward
         return self.forward(x)
 
-    def recurrence_stepwise(self, x):
-        """h^L_T by the per-timestep loop, all layers at each step: for the gist's model
-        exactly the gist's graph."""
+    def recurrence_stepwise(self, x, h0=None):
+        """h^L_T by the per-timestep loop, all layers at each step (the first from ``h0``,
+        default 0): for the gist's model exactly the gist's graph."""
         act = F.relu if self.activation == 'relu' else F.tanh
         batch, length = x.shape[:2]
         if self.input == 'ids':
@@ -138,6 +157,8 @@ class RNN(chainer.Chain):
             xs = F.separate(x, axis=1)  # one (batch, features) node per timestep
         dtype = self.h_to_y.W.dtype
         hs = [chainer.Variable(self.xp.zeros((batch, n), dtype=dtype)) for n in self.layers]
+        if h0 is not None:
+            hs[0] = chainer.Variable(h0)
         for t in range(length):
             inp = xs[t]
             for l in range(1, len(self.layers) + 1):
@@ -145,9 +166,10 @@ class RNN(chainer.Chain):
                 inp = hs[l - 1]
         return hs[-1]
 
-    def recurrence_fused(self, x):
+    def recurrence_fused(self, x, h0=None):
         """h^L_T layer by layer: each layer's inputs for all steps in one matmul (ids: the
-        embedding table itself), then the whole recurrence as one FunctionNode."""
+        embedding table itself), then the whole recurrence as one FunctionNode (the first
+        layer of ids from ``h0``, default 0: :func:`irnn_chainer.fused.irnn_recurrence`)."""
         from irnn_chainer import fused
         batch, length = x.shape[:2]
         inp = x
@@ -157,7 +179,7 @@ class RNN(chainer.Chain):
             last = l == n_layers
             if l == 1 and self.input == 'ids':
                 h = fused.irnn_recurrence(inp, self.input_link(1).W, rec.W, rec.b, return_sequence=not last,
-                                          activation=self.activation)
+                                          activation=self.activation, h0=h0)
             else:
                 flat = F.reshape(inp, (batch * length, inp.shape[2]))
                 pre = F.reshape(self.input_link(l)(flat), (batch, length, self.layers[l - 1]))

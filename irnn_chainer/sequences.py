@@ -87,8 +87,9 @@ def load(path, input=None, task=None):
     return validate(arrays, path, input, task, **hints)
 
 
-def read_npz(path):
-    """The arrays of a .npz file (no pickles), with one-line errors for anything else."""
+def read_npz(path, labels=True):
+    """The arrays of a .npz file (no pickles), with one-line errors for anything else.
+    ``labels=False``: y (and y_test) may be missing (irnn-chainer predict)."""
     try:  # the one safe loader (files.py): pickles refused
         arrays = files.load_npz(path, 'a .npz file (np.savez) with arrays x and y, or a .csv file')
     except files.FileError as e:
@@ -97,11 +98,12 @@ def read_npz(path):
     if unknown:
         raise SequenceDataError('%s: expected only arrays x, y, x_test, y_test, found %s'
                                 % (path, ', '.join(sorted(arrays))))
-    missing = [k for k in ('x', 'y') if k not in arrays]
+    missing = [k for k in (('x', 'y') if labels else ('x',)) if k not in arrays]
     if missing:
-        raise SequenceDataError('%s: expected arrays x and y (optionally x_test, y_test), found %s'
-                                % (path, ', '.join(sorted(arrays)) or 'none'))
-    if ('x_test' in arrays) != ('y_test' in arrays):
+        raise SequenceDataError('%s: expected arrays x%s, found %s'
+                                % (path, ' and y (optionally x_test, y_test)' if labels else
+                                   ' (optionally y, x_test, y_test)', ', '.join(sorted(arrays)) or 'none'))
+    if labels and ('x_test' in arrays) != ('y_test' in arrays):
         have, lack = ('x_test', 'y_test') if 'x_test' in arrays else ('y_test', 'x_test')
         raise _err(path, lack, 'an array alongside %s' % have, 'none')
     return arrays
@@ -115,14 +117,19 @@ def _is_number(text):
         return False
 
 
-def read_csv(path):
-    """Long format -> {'x': (N, T, D) or (N, T), 'y': (N,)} (as text-typed numbers)."""
+def read_csv(path, labels=True):
+    """Long format -> {'x': (N, T, D) or (N, T), 'y': (N,)} (as text-typed numbers).
+    ``labels=False``: the rows have no label column ("seq,t,feature..."; irnn-chainer
+    predict), and the result has no 'y'."""
+    n_fixed = 3 if labels else 2   # seq, t (and the label)
+    row_format = '"seq,t,feature...,label"' if labels else '"seq,t,feature..."'
+
     try:
         with open(path, newline='') as f:
             numbered = [(n, r) for n, r in enumerate(csv.reader(f), 1) if any(c.strip() for c in r)]
     except (UnicodeDecodeError, csv.Error) as e:
-        raise SequenceDataError('%s: expected a text file of rows "seq,t,feature...,label", found one '
-                                'that cannot be read as CSV (%s)' % (path, str(e).splitlines()[0]))
+        raise SequenceDataError('%s: expected a text file of rows %s, found one '
+                                'that cannot be read as CSV (%s)' % (path, row_format, str(e).splitlines()[0]))
     header = None
     if numbered and not (_is_number(numbered[0][1][1]) if len(numbered[0][1]) > 1 else False):
         header_line, header = numbered.pop(0)
@@ -130,13 +137,14 @@ def read_csv(path):
     lineno = [n for n, _ in numbered]   # file row of each data row (blank rows skipped)
     rows = [r for _, r in numbered]
     if not rows:
-        raise SequenceDataError('%s: expected rows "seq,t,feature...,label" (one per timestep), '
-                                'found no data rows' % path)
+        raise SequenceDataError('%s: expected rows %s (one per timestep), '
+                                'found no data rows' % (path, row_format))
     width = len(header) if header else len(rows[0])
-    if width < 4:
-        raise SequenceDataError('%s: row %d: expected at least 4 columns (seq, t, one or more features, '
-                                'label), found %d' % (path, header_line if header else lineno[0], width))
-    names = header or (['seq', 't'] + ['x%d' % i for i in range(width - 3)] + ['label'])
+    if width < n_fixed + 1:
+        raise SequenceDataError('%s: row %d: expected at least %d columns (seq, t, one or more features%s), '
+                                'found %d' % (path, header_line if header else lineno[0], n_fixed + 1,
+                                              ', label' if labels else '', width))
+    names = header or (['seq', 't'] + ['x%d' % i for i in range(width - n_fixed)] + ['label'] * labels)
     for i, r in enumerate(rows):
         if len(r) != width:
             raise SequenceDataError('%s: row %d: expected %d columns (%s), found %d'
@@ -167,9 +175,9 @@ def read_csv(path):
 
     seq_ids = table[:, 0]
     steps = column(1, np.int64)
-    n_feat = width - 3
+    n_feat = width - n_fixed
     feats = np.stack([column(j, np.float64) for j in range(2, 2 + n_feat)], axis=1)
-    labels = column(width - 1, np.float64)
+    with_labels, labels = labels, (column(width - 1, np.float64) if labels else None)
     uniq, first, inverse = np.unique(seq_ids, return_index=True, return_inverse=True)
     order = np.argsort(first)              # sequences in order of their first row
     rank = np.empty_like(order)
@@ -198,6 +206,12 @@ def read_csv(path):
                                 % (path, names[1], T - 1, t, str(uniq[order[s]])))
     x = np.empty((N, T, n_feat))
     x[seq, steps] = feats
+    if n_feat == 1 and whole_numbers(2):
+        x = x[:, :, 0].astype(np.int64)
+    x = x if x.dtype.kind in 'iu' else x.astype(np.float64)
+    seq_names = uniq[order]                # the sequence ids (column 1), in the sequences' order
+    if not with_labels:
+        return {'x': x, 'seq': seq_names}
     y = labels[first[order]]   # each sequence's label from its first row
     differs = labels != y[seq]
     if differs.any():
@@ -207,11 +221,9 @@ def read_csv(path):
                                 'sequence %r (%s, as row %d), found %s'
                                 % (path, names[-1], lineno[i], str(seq_ids[i]), table[j, -1],
                                    lineno[j], table[i, -1]))
-    if n_feat == 1 and whole_numbers(2):
-        x = x[:, :, 0].astype(np.int64)
     if whole_numbers(width - 1):
         y = y.astype(np.int64)
-    return {'x': x if x.dtype.kind in 'iu' else x.astype(np.float64), 'y': y}
+    return {'x': x, 'y': y, 'seq': seq_names}
 
 
 def write_csv(path, x, y):

@@ -8,6 +8,8 @@ with ids) is checked where the data are known, by the model factory.
 import math
 
 from irnn_chainer import memory
+from irnn_chainer import recovery
+from irnn_chainer import schedule
 from irnn_chainer.errors import UsageError
 from irnn_chainer.model import MODELS
 
@@ -24,9 +26,14 @@ DEFAULTS = {
     # your own sequences (sequences.py, docs/own-data.md), stacked layers, the adding problem
     'data': None, 'input': None, 'task': None, 'layers': None, 'identity_scale': 1.0,
     'input_bias': False, 'test_split': None, 'length': None,
+    # issue 19: the learning-rate schedule (schedule.py), noise on h_0 while training, and what
+    # happens when the run diverges (recovery.py)
+    'lr_schedule': None, 'lr_min': 0.0, 'lr_patience': 3, 'h0_noise': 0.0,
+    'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
 }
 # May differ between a run and its resumption (where to run, how long, how to read data).
-RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval')
+RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval',
+                     'on_divergence', 'max_rollbacks')
 
 # Named settings (--preset); flags given on the command line override them. Values marked
 # "our reading" are not stated in the source and were chosen by us; see the README.
@@ -102,7 +109,24 @@ def resolve_config(cli, saved=None):
         raise UsageError('--lr-decay: expected a factor in (0, 1], got %s' % cfg['lr_decay'])
     if int(cfg['lr_decay_every']) < 1:
         raise UsageError('--lr-decay-every: expected a positive integer, got %s' % cfg['lr_decay_every'])
-    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale'):
+    if cfg['lr_schedule'] is not None and cfg['lr_schedule'] not in schedule.SCHEDULES:
+        raise UsageError('--lr-schedule: expected one of %s, got %r'
+                         % (', '.join(schedule.SCHEDULES), cfg['lr_schedule']))
+    if cfg['lr_schedule'] in ('constant', 'cosine') and cfg['lr_decay']:
+        if cli.get('lr_decay') is not None:
+            raise UsageError('--lr-decay %s: not used by --lr-schedule %s (it applies to step and plateau)'
+                             % (cfg['lr_decay'], cfg['lr_schedule']))
+        cfg['lr_decay'] = None  # a preset's step decay gives way to the schedule asked for
+    if int(cfg['lr_patience']) < 1:
+        raise UsageError('--lr-patience: expected a positive number of epochs, got %s' % cfg['lr_patience'])
+    if cfg['on_divergence'] not in recovery.ACTIONS:
+        raise UsageError('--on-divergence: expected one of %s, got %r'
+                         % (', '.join(recovery.ACTIONS), cfg['on_divergence']))
+    if not 0 < float(cfg['rollback_factor']) < 1:
+        raise UsageError('--rollback-factor: expected a factor in (0, 1), got %s' % cfg['rollback_factor'])
+    if int(cfg['max_rollbacks']) < 0:
+        raise UsageError('--max-rollbacks: expected an integer >= 0, got %s' % cfg['max_rollbacks'])
+    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'rollback_factor'):
         if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
             raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
@@ -111,6 +135,13 @@ def resolve_config(cli, saved=None):
         raise UsageError('--clip: expected >= 0 (0 = no clipping), got %s' % cfg['clip'])
     if cfg['init_std'] < 0:
         raise UsageError('--init-std: expected a standard deviation >= 0, got %s' % cfg['init_std'])
+    if not 0 <= float(cfg['lr_min']) < cfg['lr']:
+        raise UsageError('--lr-min: expected a rate in [0, --lr = %s), got %s' % (cfg['lr'], cfg['lr_min']))
+    if cfg['h0_noise'] < 0:
+        raise UsageError('--h0-noise: expected a standard deviation >= 0, got %s' % cfg['h0_noise'])
+    if cfg['h0_noise'] and (cfg['model'] == 'lstm' or _beyond_the_gist(cfg)):
+        raise UsageError('--h0-noise: covers the one-layer pixel models irnn, rnn-relu and rnn-tanh, not %s'
+                         % ('lstm' if cfg['model'] == 'lstm' else 'own data or --layers'))
     if not 0 <= int(cfg['seed']) < 2 ** 32:
         raise UsageError('--seed: expected an integer in 0 .. 2**32 - 1, got %s' % cfg['seed'])
     if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):

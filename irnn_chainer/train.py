@@ -23,12 +23,14 @@ from chainer.training import extensions
 from irnn_chainer import distributed as dist
 from irnn_chainer import files
 from irnn_chainer import model as model_mod
+from irnn_chainer import recovery
 from irnn_chainer import runfolder
+from irnn_chainer import schedule
 from irnn_chainer import settings
 from irnn_chainer import sources
 from irnn_chainer import weights
 from irnn_chainer.compat import api
-from irnn_chainer.errors import DataError, UsageError
+from irnn_chainer.errors import DataError, TrainingDiverged, UsageError
 
 
 class ShuffledIterator(chainer.iterators.SerialIterator):
@@ -140,7 +142,8 @@ class Run(object):
     """What the steps of one run share: from :func:`prepare` its settings (``cfg``), folder
     (``out``), the resumed run's config and snapshot, the device, the MPI communicator and
     rank; :func:`build` adds the ``model``, :func:`assemble` the schedule (``per_epoch``,
-    ``stop``, ``stop_trigger``) and the snapshot extension that :func:`run_and_save` uses last."""
+    ``stop``, ``stop_trigger``), the ``lr_schedule`` and the snapshot extension that
+    :func:`run_and_save` uses last."""
 
     def __init__(self, **fields):
         self.__dict__.update(fields)
@@ -152,27 +155,70 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     ``extra_extensions``: more trainer extensions (a sweep's pruning, sweep.py);
     ``table_out``: file for the per-epoch table (default stdout); ``allow_changed_data``:
     resume although the data's checksum differs from the one in config.json.
-    The run folder is locked for the whole run (runfolder.claim)."""
-    held = []
-    try:
-        run = prepare(cli, out, resume, force, progress, log, held)
-        data = load_data(run, allow_changed_data)
-        model, optimizer = build(run, data)
-        trainer = assemble(run, data, model, optimizer, table_out, extra_extensions)
-        return run_and_save(run, data, trainer)
-    except BaseException:
-        for claim in held:  # refused before training began: a new run leaves nothing behind
-            claim.abandon()
-        raise
-    finally:
-        for claim in held:
-            claim.release()
+    The run folder is locked for the whole run (runfolder.claim). A run that diverges is
+    rolled back to its last good snapshot at a lower rate, or stopped (recovery.py)."""
+    lr_factor = None
+    while True:
+        held = []
+        try:
+            run = prepare(cli, out, resume, force, progress, log, held, lr_factor)
+            data = load_data(run, allow_changed_data)
+            model, optimizer = build(run, data)
+            trainer = assemble(run, data, model, optimizer, table_out, extra_extensions)
+            return run_and_save(run, data, trainer)
+        except recovery.Diverged as d:
+            run_dir = held[0].path if held else out
+            resume, force, lr_factor = _after_divergence(d, run_dir, cli, log)
+            out = run_dir
+        except BaseException:
+            for claim in held:  # refused before training began: a new run leaves nothing behind
+                claim.abandon()
+            raise
+        finally:
+            for claim in held:
+                claim.release()
 
 
-def prepare(cli, out, resume, force, progress, log, held):
+def _after_divergence(d, run_dir, cli, log):
+    """Record a divergence in the run's rollbacks.json; return how to go on (resume from the
+    last good snapshot, no --force, the rate factor), or raise the one-line error that ends
+    the run (``--on-divergence stop``, no good snapshot yet, or no rollbacks left)."""
+    cfg = runfolder.read_config(run_dir)
+    action = cli.get('on_divergence') or cfg.get('on_divergence', settings.DEFAULTS['on_divergence'])
+    limit = int(cli.get('max_rollbacks') if cli.get('max_rollbacks') is not None
+                else cfg.get('max_rollbacks', settings.DEFAULTS['max_rollbacks']))
+    factor = float(cfg.get('rollback_factor', settings.DEFAULTS['rollback_factor']))
+    path = os.path.join(run_dir, recovery.ROLLBACKS_FILE)
+    events = (files.read_json(path, 'the run\'s rollbacks (a JSON object)').get('rollbacks', [])
+              if os.path.exists(path) else [])
+    if not isinstance(events, list):
+        raise files.FileError('%s: expected a list of rollbacks under "rollbacks", found %s'
+                              % (path, type(events).__name__))
+    good = runfolder.last_good_snapshot(run_dir)
+    event = {'epoch': d.epoch, 'iteration': d.iteration, 'reason': d.reason,
+             'elapsed_time': d.elapsed, 'rolled_back_to': os.path.basename(good) if good else None,
+             'lr_factor': factor, 'action': action}
+    if action == 'stop' or good is None or len(events) >= limit or d.distributed:
+        why = ('--on-divergence stop' if action == 'stop' else 'no snapshot to go back to' if good is None
+               else 'no rollback under --communicator' if d.distributed
+               else 'it was rolled back %d times already (--max-rollbacks %d)' % (len(events), limit))
+        event['action'] = 'stop'
+        if d.root:
+            files.write_json(path, {'rollbacks': events + [event]})
+        keep = ('the last good snapshot %s is kept (--resume it, perhaps with --max-rollbacks)' % good
+                if good else 'start it again with a lower --lr')
+        raise TrainingDiverged('%s; stopped (%s); %s' % (d, why, keep))
+    files.write_json(path, {'rollbacks': events + [event]})
+    log('%s; rolling back to %s with the learning rate x %g (rollback %d of at most %d, %s)'
+        % (d, good, factor, len(events) + 1, limit, path))
+    return good, False, factor
+
+
+def prepare(cli, out, resume, force, progress, log, held, lr_factor=None):
     """Step 1: the settings (settings.py: defaults, preset, the resumed run's, the flags,
     every check), the MPI communicator, the run folder claimed (locked; its config.json,
-    the mark, written first) and, from another run, its pixel permutation."""
+    the mark, written first) and, from another run, its pixel permutation. ``lr_factor``:
+    a rollback's lowering of the resumed snapshot's rate (recovery.py)."""
     snapshot = saved = snapshot_arrays = run_dir = None
     if resume:
         snapshot = weights.find_snapshot(resume)
@@ -196,7 +242,7 @@ def prepare(cli, out, resume, force, progress, log, held):
         _carry_permutation(cfg, saved, snapshot, out)
     return Run(cfg=cfg, saved=saved, snapshot=snapshot, snapshot_arrays=snapshot_arrays, out=out,
                comm=comm, root=root, log=log, progress=progress, run_id=run_id, held=held,
-               device=api.get_device(cfg['device']))
+               lr_factor=lr_factor, device=api.get_device(cfg['device']))
 
 
 def _communicator(cfg, saved):
@@ -298,6 +344,8 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
     if run.snapshot:  # under MPI every rank loads rank 0's snapshot (why that is exact: distributed.py)
         weights.load_weights(run.snapshot_arrays, trainer, run.snapshot)
         run.log('resumed from %s at epoch %d, iteration %d' % (run.snapshot, updater.epoch, updater.iteration))
+        if run.lr_factor:  # a rollback (recovery.py): the snapshot's rate scale, lowered
+            run.lr_schedule.scale *= run.lr_factor
     return trainer
 
 
@@ -334,13 +382,24 @@ def _extend(run, trainer, data, model, every, table_out):
         columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy']
     extend_root(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
                                        out=table_out or sys.stdout), trigger=interval())
-    if cfg['lr_decay']:
-        # lr <- lr * decay every N epochs; Adam's step size is called alpha
-        attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
-        trainer.extend(extensions.ExponentialShift(attr, cfg['lr_decay']),
-                       trigger=(cfg['lr_decay_every'], 'epoch'))
+    # the learning rate of every update (schedule.py); Adam's step size is called alpha
+    attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
+    kind = schedule.schedule_name(cfg)
+    run.lr_schedule = schedule.LRSchedule(
+        attr, cfg['lr'], kind, decay=cfg['lr_decay'], every=cfg['lr_decay_every'],
+        total=run.stop[0] * (run.per_epoch if run.stop[1] == 'epoch' else 1), lr_min=cfg['lr_min'],
+        patience=cfg['lr_patience'])
+    trainer.extend(run.lr_schedule)
+    if kind != 'constant':
         extend_root(extensions.observe_value(
             'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
+    if cfg['on_divergence'] != 'ignore':  # judged before the interval's evaluation and snapshot
+        trainer.extend(recovery.DivergenceGuard(
+            interval(), None if data.task == 'regression' else getattr(model.predictor, 'n_out', None),
+            agree=(lambda verdict: dist.agree(run.comm, verdict)) if run.comm is not None else None))
+    if cfg['h0_noise']:
+        model.predictor.h0_noise = float(cfg['h0_noise'])
+        trainer.extend(schedule.H0NoiseKey(model.predictor, cfg['seed'], run.comm.rank if run.comm is not None else 0))
     if run.progress and run.root:
         trainer.extend(extensions.ProgressBar(
             update_interval=10 if model_mod.resolve_impl(cfg) == 'stepwise' else 50))
@@ -384,7 +443,11 @@ def run_and_save(run, data, trainer):
         for claim in run.held:
             claim.started = True
         # quiet: an exception leaving the loop is the CLI's to report (OSError: one line)
-        api.run_trainer(trainer, quiet_errors=True)
+        try:
+            api.run_trainer(trainer, quiet_errors=True)
+        except recovery.Diverged as d:  # train() rolls back or stops (recovery.py)
+            d.root, d.distributed = run.root, run.comm is not None
+            raise
         if not run.root:
             return trainer
         # Always end with a snapshot of the last iteration, so --resume continues from here.

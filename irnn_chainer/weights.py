@@ -81,7 +81,8 @@ def newest_weights(run_dir):
         return snaps[0]
     path = os.path.join(run_dir, runfolder.MODEL_FILE)
     if not os.path.lexists(path):
-        raise files.FileError('%s: no weights to evaluate (no %s* and no %s)'
+        raise files.FileError('%s: expected a trained run, found no weights (no %s* and no %s): train '
+                              'it first, or give the folder of a run that has them'
                               % (run_dir, runfolder.SNAPSHOT_PREFIX, runfolder.MODEL_FILE))
     return path
 

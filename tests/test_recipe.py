@@ -1,0 +1,290 @@
+"""Issue 19's training features: noise on h_0, the learning-rate schedules, and what a run
+does when it diverges (rollback to the last good snapshot at a lower rate, or stop)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import irnn_chainer  # noqa: F401  (first: the NumPy shims Chainer needs)
+import chainer
+import chainer.functions as F
+from chainer import gradient_check
+from irnn_chainer import fused
+from irnn_chainer import model as model_mod
+from irnn_chainer import recovery
+from irnn_chainer import schedule
+from irnn_chainer import runfolder
+from irnn_chainer import settings
+from irnn_chainer import train as train_mod
+from irnn_chainer.errors import TrainingDiverged, UsageError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = dict(dataset='embedded', train_limit=48, test_limit=32, batchsize=16, unit=8,
+             lr=0.01, clip=1.0, seed=3)
+
+
+def quiet(*args):
+    pass
+
+
+def params_of(run_dir):
+    with np.load(os.path.join(run_dir, runfolder.MODEL_FILE)) as f:
+        return {k: f[k].copy() for k in f.files}
+
+
+# ---- h_0 -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('activation', ['relu', 'tanh'])
+def test_fused_start_from_h0_equals_the_stepwise_loop(activation):
+    """The fused path's extra-rows trick against the plain loop started from the same h_0:
+    outputs and every gradient (float64)."""
+    rng = np.random.RandomState(0)
+    B, T, V, H = 5, 9, 7, 6
+    ids = rng.randint(0, V, (B, T)).astype(np.int32)
+    h0 = rng.normal(0, 0.5, (B, H))
+    m = model_mod.RNN(n_units=H, n_in=V, n_out=3, init_std=0.3, activation=activation,
+                      recurrent_init='normal')
+    for p in m.params():
+        p.array = p.array.astype(np.float64)
+    gy = rng.normal(size=(B, H))
+
+    def grads(run):
+        m.cleargrads()
+        h = run()
+        F.sum(h * gy).backward()
+        return h.array, [m.pixel_to_h.W.grad.copy(), m.h_to_h.W.grad.copy(), m.h_to_h.b.grad.copy()]
+
+    hs, gs = grads(lambda: m.recurrence_stepwise(ids, h0))
+    hf, gf = grads(lambda: fused.irnn_recurrence(ids, m.pixel_to_h.W, m.h_to_h.W, m.h_to_h.b,
+                                                 activation=activation, h0=h0))
+    np.testing.assert_allclose(hf, hs, rtol=1e-12, atol=1e-12)
+    for a, b in zip(gf, gs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # and h_0 matters: from zeros the result differs
+    h_zero = fused.irnn_recurrence(ids, m.pixel_to_h.W, m.h_to_h.W, m.h_to_h.b, activation=activation)
+    assert not np.allclose(h_zero.array, hf)
+
+
+def test_fused_start_from_h0_passes_gradient_check():
+    rng = np.random.RandomState(1)
+    B, T, V, H = 3, 5, 4, 3
+    ids = rng.randint(0, V, (B, T)).astype(np.int32)
+    h0 = rng.normal(0, 0.5, (B, H))
+    E = rng.normal(0, 0.5, (V, H))
+    W = np.eye(H) + rng.normal(0, 0.2, (H, H))
+    b = rng.normal(0, 0.1, H)
+    gy = rng.normal(size=(B, H))
+    gradient_check.check_backward(
+        lambda E, W, b: fused.irnn_recurrence(ids, E, W, b, activation='tanh', h0=h0),
+        (E, W, b), gy, eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_h0_noise_only_while_training_and_keyed_by_the_update():
+    m = model_mod.IRNN(n_units=6, n_in=256, n_out=10, impl='fused')
+    x = np.random.RandomState(0).randint(0, 256, (4, 20)).astype(np.int32)
+    assert m.initial_state(4) is None  # off by default: the paper's h_0 = 0
+    m.h0_noise, m.h0_key = 0.1, [3, 0, 17]
+    a = m.initial_state(4)
+    expected = np.random.RandomState([3, 0, 17]).normal(0, 0.1, (4, 6)).astype(np.float32)
+    np.testing.assert_array_equal(a, expected)
+    assert abs(float(a.std()) - 0.1) < 0.05
+    m.h0_key = [3, 0, 18]
+    assert not np.array_equal(m.initial_state(4), a)
+    with chainer.using_config('train', False):  # evaluation starts from 0: same as no noise
+        assert m.initial_state(4) is None
+        y_eval = m(x).array
+    m.h0_noise = 0.0
+    np.testing.assert_array_equal(m(x).array, y_eval)
+
+
+def test_h0_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
+    cfg = dict(SMALL, h0_noise=0.5)
+    straight, split, plain = (str(tmp_path / n) for n in ('straight', 'split', 'plain'))
+    train_mod.train(dict(cfg, iteration=6), straight, progress=False, log=quiet)
+    train_mod.train(dict(cfg, iteration=4), split, progress=False, log=quiet)
+    train_mod.train({'iteration': 6}, None, resume=split, progress=False, log=quiet)
+    train_mod.train(dict(SMALL, iteration=6), plain, progress=False, log=quiet)
+    a, b, c = params_of(straight), params_of(split), params_of(plain)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert not np.array_equal(a['h_to_h/W'], c['h_to_h/W'])
+
+
+def test_h0_noise_refused_where_it_does_not_apply():
+    with pytest.raises(UsageError, match='--h0-noise: covers .* not lstm'):
+        settings.resolve_config({'model': 'lstm', 'h0_noise': 0.1})
+    with pytest.raises(UsageError, match='--h0-noise: expected a standard deviation'):
+        settings.resolve_config({'h0_noise': -1.0})
+
+
+# ---- the learning rate -----------------------------------------------------------------
+
+def test_schedule_values_by_hand():
+    step = schedule.LRSchedule('lr', 1e-3, 'step', decay=0.5, every=8)
+    assert [step.value(0, e) for e in (0, 7, 8, 15, 16, 24)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 1.25e-4]
+    cos = schedule.LRSchedule('lr', 1e-3, 'cosine', total=100, lr_min=1e-5)
+    assert cos.value(0, 0) == pytest.approx(1e-3)
+    assert cos.value(50, 0) == pytest.approx(1e-5 + (1e-3 - 1e-5) / 2)
+    assert cos.value(100, 0) == pytest.approx(1e-5) and cos.value(150, 0) == pytest.approx(1e-5)
+    const = schedule.LRSchedule('lr', 2e-4)
+    const.scale = 0.25  # two rollbacks
+    assert const.value(10 ** 6, 300) == pytest.approx(5e-5)
+
+
+def test_step_schedule_matches_chainers_exponential_shift(tmp_path):
+    """--lr-decay as before: the rate of every update equals ExponentialShift's (the
+    extension runs before this change used)."""
+    out = str(tmp_path / 'run')
+    t = train_mod.train(dict(SMALL, optimizer='rmsprop', lr=1e-3, lr_decay=0.3, lr_decay_every=1,
+                             epoch=3), out, progress=False, log=quiet)
+    log = json.load(open(os.path.join(out, 'log')))
+    # the rate used by the last update of epoch e (1-based) was set after epoch e - 1 ended
+    assert [r['lr'] for r in log] == pytest.approx([1e-3, 3e-4, 9e-5], rel=1e-12)
+    assert t.updater.get_optimizer('main').lr == pytest.approx(2.7e-5, rel=1e-12)
+
+
+def test_plateau_lowers_the_rate_when_training_accuracy_stalls():
+    s = schedule.LRSchedule('lr', 1.0, 'plateau', decay=0.5, patience=2)
+
+    class U(object):
+        iteration, epoch, is_new_epoch = 0, 0, False
+
+        def get_optimizer(self, name):
+            return self.opt
+
+    class T(object):
+        updater = U()
+        observation = {}
+    T.updater.opt = type('O', (), {})()
+    trainer = T()
+    rates = []
+    for acc in (0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.7, 0.7):  # epoch means, one update per epoch
+        trainer.observation = {'main/accuracy': acc}
+        trainer.updater.is_new_epoch = True
+        s(trainer)
+        rates.append(trainer.updater.opt.lr)
+    # new bests at epochs 1, 2, 5; stalls: 3, 4 (-> halve), 6, 7 (-> halve), 8
+    assert rates == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
+
+
+# ---- divergence ------------------------------------------------------------------------
+
+class Overflow(chainer.training.Extension):
+    """Fault injection, once: at iteration ``at`` the recurrent matrix becomes 1.5 I, so
+    every later forward pass overflows over 784 steps (the IRNN's failure mode, issue 19)."""
+    trigger = 1, 'iteration'
+    priority = chainer.training.PRIORITY_WRITER + 10  # before the evaluation of that iteration
+
+    def __init__(self, at):
+        self.at, self.fired = at, False
+
+    def __call__(self, trainer):
+        if trainer.updater.iteration == self.at and not self.fired:
+            self.fired = True
+            W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
+            W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
+
+
+def test_a_diverged_run_rolls_back_to_its_last_good_snapshot_at_half_the_rate(tmp_path):
+    out = str(tmp_path / 'run')
+    cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, optimizer='rmsprop', lr=1e-3)
+    t = train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Overflow(5)])
+    events = json.load(open(os.path.join(out, recovery.ROLLBACKS_FILE)))['rollbacks']
+    assert len(events) == 1 and events[0]['action'] == 'rollback'
+    assert events[0]['iteration'] == 6 and events[0]['rolled_back_to'] == 'snapshot_iter_4'
+    assert 'test loss' in events[0]['reason']
+    assert t.updater.iteration == 12
+    assert t.updater.get_optimizer('main').lr == pytest.approx(5e-4)
+    log = json.load(open(os.path.join(out, 'log')))
+    assert [r['iteration'] for r in log] == [2, 4, 6, 8, 10, 12]
+    assert all(math.isfinite(r['validation/main/loss']) and r['validation/main/loss'] < 20 * math.log(10) for r in log)
+    # an independent run of the first 4 iterations: the rollback started from exactly there
+    ref = str(tmp_path / 'ref')
+    train_mod.train(dict(cfg, iteration=4), ref, progress=False, log=quiet)
+    keys = ('iteration', 'main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy')
+    assert [[r[k] for k in keys] for r in log[:2]] == \
+        [[r[k] for k in keys] for r in json.load(open(os.path.join(ref, 'log')))]
+
+
+def test_a_run_that_keeps_diverging_stops_with_one_line(tmp_path):
+    out = str(tmp_path / 'run')
+
+    class Always(Overflow):
+        def __call__(self, trainer):
+            if trainer.updater.iteration % 2 == 1:
+                W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
+                W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
+    cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, max_rollbacks=2)
+    with pytest.raises(TrainingDiverged) as e:
+        train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Always(0)])
+    assert 'no snapshot to go back to' in str(e.value)
+    events = json.load(open(os.path.join(out, recovery.ROLLBACKS_FILE)))['rollbacks']
+    assert [ev['action'] for ev in events] == ['stop']
+
+
+def test_stop_and_max_rollbacks(tmp_path):
+    out = str(tmp_path / 'run')
+    cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, max_rollbacks=2)
+
+    class Late(Overflow):  # every time iteration 5 is reached (again)
+        def __call__(self, trainer):
+            if trainer.updater.iteration == 5:
+                W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
+                W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
+    with pytest.raises(TrainingDiverged) as e:
+        train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Late(0)])
+    msg = str(e.value)
+    assert '--max-rollbacks 2' in msg and 'snapshot_iter_4' in msg and '\n' not in msg
+    events = json.load(open(os.path.join(out, recovery.ROLLBACKS_FILE)))['rollbacks']
+    assert [ev['action'] for ev in events] == ['rollback', 'rollback', 'stop']
+    # the good snapshot is kept and resumes
+    assert os.path.exists(os.path.join(out, 'snapshot_iter_4'))
+    out2 = str(tmp_path / 'stop')
+    with pytest.raises(TrainingDiverged, match='--on-divergence stop'):
+        train_mod.train(dict(cfg, on_divergence='stop'), out2, progress=False, log=quiet,
+                        extra_extensions=[Late(0)])
+
+
+def test_ignore_trains_on_at_chance(tmp_path):
+    out = str(tmp_path / 'run')
+    cfg = dict(SMALL, iteration=8, log_interval=2, skip_nonfinite=True, on_divergence='ignore')
+    t = train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Overflow(3)])
+    assert t.updater.iteration == 8 and not os.path.exists(os.path.join(out, recovery.ROLLBACKS_FILE))
+    log = json.load(open(os.path.join(out, 'log')))
+    assert [r['skipped'] for r in log] == [0.0, 0.5, 1.0, 1.0]  # every update after iteration 3
+    assert not math.isfinite(log[-1]['validation/main/loss'])
+
+
+def test_cli_divergence_is_one_line_and_exit_2(tmp_path):
+    # Adam 1e-3 without clipping, 100 units: the first two updates already blow up
+    r = subprocess.run([sys.executable, '-m', 'irnn_chainer', 'train', '--dataset', 'embedded',
+                        '--optimizer', 'adam', '--lr', '1e-3', '--clip', '0',
+                        '--iteration', '4', '--log-interval', '2', '--train-limit', '64',
+                        '--test-limit', '16', '--skip-nonfinite', '--no-progress',
+                        '--out', str(tmp_path / 'run')], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    errors = [l for l in r.stderr.splitlines() if l.startswith('irnn-chainer: error:')]
+    assert len(errors) == 1 and 'training diverged' in errors[0] and 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('flags,expected', [
+    ({'lr_schedule': 'warm'}, '--lr-schedule: expected one of constant, step, cosine, plateau'),
+    ({'lr_schedule': 'cosine', 'lr_decay': 0.5}, '--lr-decay 0.5: not used by --lr-schedule cosine'),
+    ({'lr_min': 1.0}, r'--lr-min: expected a rate in \[0, --lr'),
+    ({'on_divergence': 'pray'}, '--on-divergence: expected one of rollback, stop, ignore'),
+    ({'rollback_factor': 1.5}, r'--rollback-factor: expected a factor in \(0, 1\)'),
+    ({'max_rollbacks': -1}, '--max-rollbacks: expected an integer >= 0'),
+])
+def test_bad_flags_are_one_line(flags, expected):
+    with pytest.raises(UsageError, match=expected):
+        settings.resolve_config(flags)
+
+
+def test_a_presets_step_decay_gives_way_to_cosine():
+    cfg = settings.resolve_config({'preset': 'fast', 'lr_schedule': 'cosine'})
+    assert cfg['lr_decay'] is None and schedule.schedule_name(cfg) == 'cosine'
+    assert schedule.schedule_name(settings.resolve_config({'preset': 'fast'})) in ('step', 'cosine', 'plateau', 'constant')
