@@ -146,3 +146,19 @@ def test_every_run_in_results_resolves_and_builds_its_model(config):
     else:
         assert names == ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W']
     assert model.predictor.h_to_y.W.shape == (10, saved['unit'])
+
+
+def test_the_committed_blog_run_loads_with_its_newest_weights():
+    """results/blog-own-irnn-pixel carries its last snapshot (made by the code before this
+    change): load_run_model gives the gist's model with exactly those weights."""
+    run = os.path.join(ROOT, 'results', 'blog-own-irnn-pixel')
+    snaps = runfolder.snapshots(run)
+    if not snaps:
+        pytest.skip('no snapshot in %s' % run)
+    cfg, model, path = load_run_model(run)
+    assert path == snaps[0] and cfg['preset'] == 'blog'
+    saved = npz(path)
+    got = {k.lstrip('/'): p.array for k, p in model.predictor.namedparams()}
+    assert sorted(got) == NAMES['pixel-irnn-permuted']  # the gist's names
+    for k, v in got.items():
+        np.testing.assert_array_equal(v, saved['updater/model:main/predictor/' + k])
