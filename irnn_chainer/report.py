@@ -16,8 +16,56 @@ PAPER = {
 }
 
 
+# The paper's table: its rows, the models' names in it, and which runs fill each cell.
+TABLE_ROWS = (('irnn', 'IRNN'), ('lstm', 'LSTM'), ('rnn-tanh', 'RNN + tanh'), ('rnn-relu', 'RNN + ReLU'))
+TASKS = ('pixel', 'permuted')
+
+
 class ReportError(Exception):
     pass
+
+
+def kind_of(cfg):
+    """Which column of the table a run fills: 'paper' (``--preset paper``), 'blog'
+    (``--preset blog``, the blog's own run, shown beside the paper-setting IRNN) or 'ours'."""
+    return cfg.get('preset') if cfg.get('preset') in ('paper', 'blog') else 'ours'
+
+
+def _cell_run(s):
+    """'94.07 % (75 epochs, 281250 updates, 64.6 min; run NAME)' for the table."""
+    if s['best'] is None:
+        return 'no evaluation yet (%s)' % s['name']
+    more = ''
+    if s.get('planned') and s['epochs'] < s['planned']:
+        more = ', of %s planned: %s' % (s['planned'], 'continues (its snapshot is kept)' if s.get('resumable')
+                                         else 'stopped there')
+    after = ', after the weights of `%s`' % s['init_from'] if s.get('init_from') else ''
+    return '%.2f %% (%s epochs, %s updates, %s%s%s; `%s`)' % (
+        s['best'], s['epochs'], s['iterations'], _fmt_time(s['time']), after, more, s['name'])
+
+
+def paper_table(rows):
+    """The paper's table reproduced: one row per model, per task 'paper / ours under the
+    paper's setting / ours with our recipe' (the best run of each kind, its length)."""
+    lines = ['| model | pixel MNIST: paper / ours, paper\'s setting / ours, our recipe '
+             '| permuted MNIST: paper / ours, paper\'s setting / ours, our recipe |', '|---|---|---|']
+    for model, title in TABLE_ROWS:
+        cells = []
+        for task in TASKS:
+            mine = [r for r in rows if r['model'] == model and r['task'] == task and r.get('kind')]
+            paper = PAPER.get((model, task))
+            parts = ['%.1f %%' % paper if paper is not None else 'not reported']
+            for kind in ('paper', 'ours'):
+                runs = [r for r in mine if r['kind'] == kind and r['best'] is not None]
+                best = max(runs, key=lambda r: r['best']) if runs else None
+                parts.append(_cell_run(best) if best else 'not run yet')
+            cells.append(' / '.join(parts))
+        lines.append('| %s | %s | %s |' % (title, cells[0], cells[1]))
+    blog = [r for r in rows if r.get('kind') == 'blog' and r['best'] is not None]
+    if blog:
+        lines += ['', 'Beside the paper-setting IRNN, the 2015 blog\'s own setting (SGD 1e-8, N(0, 0.01), no '
+                  'clipping): ' + '; '.join('%s %s' % (r['task'], _cell_run(r)) for r in blog) + '.']
+    return lines
 
 
 def load_run(run_dir):
@@ -55,12 +103,13 @@ def summarise(run, window=5):
     task = 'permuted' if cfg.get('permute') else 'pixel'
     model = cfg.get('model', 'irnn')
     paper = PAPER.get((model, task))
-    s = {'name': run['name'], 'model': model, 'task': task, 'paper': paper,
-         'setting': '%s%s lr %g%s, clip %s, batch %s, %s%s' % (
+    s = {'name': run['name'], 'model': model, 'task': task, 'paper': paper, 'kind': kind_of(cfg),
+         'planned': cfg.get('epoch'), 'init_from': _short(cfg['init_from']) if cfg.get('init_from') else None,
+         'resumable': any(n.startswith('snapshot_iter_') for n in os.listdir(run['dir'])),
+         'setting': '%s%s lr %g%s%s, clip %s, batch %s, %s%s' % (
              (cfg['preset'] + ': ') if cfg.get('preset') else '', cfg.get('optimizer', 'sgd'),
-             cfg.get('lr', 1e-8),
-             ' x %g every %d epochs' % (cfg['lr_decay'], cfg.get('lr_decay_every', 10))
-             if cfg.get('lr_decay') else '',
+             cfg.get('lr', 1e-8), _schedule_words(cfg),
+             ', h0 noise %g' % cfg['h0_noise'] if cfg.get('h0_noise') else '',
              cfg.get('clip') or 'off', cfg.get('batchsize'), cfg.get('dtype', 'float32'),
              '; from the weights of %s' % _short(cfg['init_from']) if cfg.get('init_from') else ''),
          'device': cfg.get('device_used', cfg.get('device') or '@numpy'),
@@ -92,6 +141,18 @@ def summarise(run, window=5):
         else:
             s['projection'] = 'too few evaluations to project'
     return s
+
+
+def _schedule_words(cfg):
+    kind = cfg.get('lr_schedule') or ('step' if cfg.get('lr_decay') else 'constant')
+    if kind == 'step':
+        return ' x %g every %d epochs' % (cfg['lr_decay'], cfg.get('lr_decay_every', 10))
+    if kind == 'cosine':
+        return ' cosine to %g over %s epochs' % (cfg.get('lr_min') or 0, cfg.get('epoch') or '?')
+    if kind == 'plateau':
+        return ' x %g after %d epochs without a better training accuracy' % (
+            cfg.get('lr_decay') or 0.5, cfg.get('lr_patience', 3))
+    return ''
 
 
 def _short(path):
@@ -163,7 +224,13 @@ def write_report(run_dirs, out_dir):
     def pct(v):
         return '-' if v is None else '%.2f %%' % v
 
-    lines = ['# IRNN runs', '',
+    lines = ['# IRNN runs', '', '## The paper\'s table, reproduced', '',
+             'Best test accuracy on the 10000 test images. Each cell: the paper (Le, Jaitly & Hinton '
+             '2015, section 4.2) / our run under the paper\'s setting (`--preset paper`) / our run with '
+             'our recipe (the best of the other runs), each with its epochs, updates and training time.',
+             '']
+    lines += paper_table(rows)
+    lines += ['', '## Every run', '',
              'Test accuracy and loss against epochs and iterations (one iteration = one update '
              'from one mini-batch):', '', '![accuracy](accuracy.png)', '', '![loss](loss.png)', '',
              '| run | model | task | setting | data | best test acc | final | epochs | iterations '

@@ -71,3 +71,34 @@ def test_report_names_a_collapsed_run_instead_of_projecting(tmp_path):
                  [record(1, 0.50, 100), record(2, 0.59, 200), record(3, 0.13, 300), record(4, 0.19, 400)])
     _, rows = report.write_report([d], str(tmp_path / 'rep'))
     assert rows[0]['projection'].startswith('collapsed: final 19.00 % against the best 59.00 % at epoch 2')
+
+
+def test_report_opens_with_the_papers_table(tmp_path):
+    """Each cell: the paper / the best --preset paper run / the best of our other runs, with
+    its epochs, updates and time (hand-made logs); the blog's run beside the table."""
+    runs = [
+        make_run(tmp_path, 'paper-irnn-pixel', {'model': 'irnn', 'preset': 'paper', 'epoch': 50},
+                 [record(1, 0.098, 60), record(2, 0.098, 120)]),
+        make_run(tmp_path, 'ours-a', {'model': 'irnn', 'optimizer': 'rmsprop', 'epoch': 3},
+                 [record(1, 0.90, 60), record(2, 0.95, 120), record(3, 0.93, 180)]),
+        make_run(tmp_path, 'ours-b', {'model': 'irnn', 'optimizer': 'adam', 'epoch': 2},
+                 [record(1, 0.80, 60), record(2, 0.85, 120)]),
+        make_run(tmp_path, 'lstm-perm', {'model': 'lstm', 'permute': True, 'preset': 'paper', 'epoch': 4},
+                 [record(1, 0.30, 7200)]),
+        make_run(tmp_path, 'blog', {'model': 'irnn', 'preset': 'blog', 'epoch': 200}, [record(1, 0.11, 3000)]),
+    ]
+    with open(os.path.join(runs[3], 'snapshot_iter_100'), 'wb') as f:
+        f.write(b'x')
+    path, rows = report.write_report(runs, str(tmp_path / 'rep'))
+    text = open(path).read()
+    assert text.index("## The paper's table") < text.index('## Every run')
+    lines = {l.split(' | ')[0]: l for l in text.splitlines() if l.startswith('| ')}
+    assert lines['| IRNN'] == (
+        '| IRNN | 97.0 % / 9.80 % (2 epochs, 200 updates, 2.0 min, of 50 planned: stopped there; '
+        '`paper-irnn-pixel`) / 95.00 % (3 epochs, 300 updates, 3.0 min; `ours-a`) '
+        '| 82.0 % / not run yet / not run yet |')
+    assert lines['| LSTM'] == (
+        '| LSTM | 65.0 % / not run yet / not run yet | 36.0 % / 30.00 % (1 epochs, 100 updates, '
+        '2.0 h, of 4 planned: continues (its snapshot is kept); `lstm-perm`) / not run yet |')
+    assert lines['| RNN + ReLU'].startswith('| RNN + ReLU | not reported / not run yet')
+    assert 'the 2015 blog\'s own setting' in text and '11.00 % (1 epochs, 100 updates, 50.0 min' in text
