@@ -9,7 +9,6 @@ from irnn_chainer import runfolder
 from irnn_chainer import settings
 from irnn_chainer import sources
 from irnn_chainer.compat import api
-from irnn_chainer.errors import UsageError
 from irnn_chainer.train import convert
 from irnn_chainer.weights import load_run_model, split_run
 
@@ -22,14 +21,7 @@ def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, 
     are refused unless ``allow_changed_data``."""
     folder, _ = split_run(run_dir)
     cfg = runfolder.read_config(folder)
-    own = settings.uses_own_data(cfg)
-    embedded = cfg.get('dataset') == 'embedded' or str(cfg.get('source', '')).startswith('embedded')
-    if data_dir is not None and (own or embedded):
-        raise UsageError('--data-dir %s: this run trained on %s, not on MNIST files; evaluate it '
-                         'without --data-dir' % (data_dir, cfg.get('source') or cfg.get('data') or 'its own data'))
-    if dataset is not None and own:
-        raise UsageError('--dataset %s: this run trained on %s; evaluate it without --dataset'
-                         % (dataset, cfg.get('source') or cfg.get('data') or 'its own data'))
+    settings.check_evaluate_flags(cfg, data_dir, dataset)
     if data_dir is not None:
         cfg['data_dir'] = data_dir
     if dataset is not None:

@@ -213,3 +213,16 @@ def _check_own_data(cfg, cli):
     if _beyond_the_gist(cfg) and cfg['model'] == 'lstm':
         raise UsageError('--model lstm: not available with --data, --dataset adding or --layers '
                          '(use irnn, rnn-relu or rnn-tanh)')
+
+
+def check_evaluate_flags(cfg, data_dir, dataset):
+    """``irnn-chainer evaluate``'s data flags against the run's settings ``cfg``: refused
+    (one line) where the run did not train on MNIST files."""
+    own = uses_own_data(cfg)
+    embedded = cfg.get('dataset') == 'embedded' or str(cfg.get('source', '')).startswith('embedded')
+    if data_dir is not None and (own or embedded):
+        raise UsageError('--data-dir %s: this run trained on %s, not on MNIST files; evaluate it '
+                         'without --data-dir' % (data_dir, cfg.get('source') or cfg.get('data') or 'its own data'))
+    if dataset is not None and own:
+        raise UsageError('--dataset %s: this run trained on %s; evaluate it without --dataset'
+                         % (dataset, cfg.get('source') or cfg.get('data') or 'its own data'))
