@@ -33,6 +33,7 @@ def child(a):
     import numpy as np
     import irnn_chainer  # noqa: F401  (shims)
     import chainer
+    from irnn_chainer import settings
     from irnn_chainer import train as train_mod
     from irnn_chainer.kernels import c_kernel
     try:
@@ -66,7 +67,7 @@ def child(a):
 
         def __call__(self, trainer):
             stamps.append(time.perf_counter())
-    cli = {k: None for k in train_mod.DEFAULTS}
+    cli = {k: None for k in settings.DEFAULTS}
     cli.update(preset='fast', data_dir=a.data_dir, dataset='mnist')
     if a.mode == 'updates':
         cli.update(iteration=a.updates, log_interval=a.updates)

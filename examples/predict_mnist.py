@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 import irnn_chainer
-from irnn_chainer import data, files, train
+from irnn_chainer import data, files
+from irnn_chainer.errors import UsageError
 from irnn_chainer.compat import api
 
 BLOG_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'results', 'blog-own-irnn-pixel')
@@ -41,7 +42,7 @@ def main(argv=None):
         mnist = data.get_mnist('embedded', test_limit=args.n, log=lambda *a: None)
     try:
         run = irnn_chainer.load(args.run, device=args.device)
-    except (files.FileError, train.UsageError, api.DeviceError, data.DataError) as e:
+    except (files.FileError, UsageError, api.DeviceError, data.DataError) as e:
         # a missing run, a folder without weights, no such device: one line
         sys.exit('predict_mnist.py: %s' % str(e).strip().splitlines()[0])
 

@@ -1,6 +1,6 @@
 """Input validation shared by every model and every Chainer version.
 
-Kept free of Chainer imports so that compat can use it on Chainer 1.0/1.3, where
+Kept free of Chainer imports so that eras.py (the IRNN of every era) can use it on Chainer 1.0/1.3, where
 ``irnn_chainer.model`` (Chain subclasses) cannot be imported: the same check gives the same
 one-line error everywhere, including 1.0.1, which had no type checks at all.
 """

@@ -144,9 +144,9 @@ def add_threads_argument(p):
 
 
 def _layers(text):
-    from irnn_chainer import sequences
+    from irnn_chainer import settings
     try:
-        return sequences.parse_layers(text)
+        return settings.parse_layers(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
 
@@ -270,9 +270,10 @@ def build_parser():
 
 
 def cmd_train(args):
+    from irnn_chainer import settings
     from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
-    cli = {k: getattr(args, k, None) for k in train_mod.DEFAULTS}
+    cli = {k: getattr(args, k, None) for k in settings.DEFAULTS}
     cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     trainer = train_mod.train(cli, args.out, resume=args.resume, force=args.force,
                               progress=not args.no_progress, allow_changed_data=args.allow_changed_data)
@@ -285,7 +286,7 @@ def cmd_train(args):
         return status
     if log:
         last = log[-1]
-        if 'validation/main/baseline' in last:  # regression (sequences.py)
+        if 'validation/main/baseline' in last:  # regression (model.Regressor)
             print('final: epoch %s, iteration %s, test MSE %.4f (constant-prediction baseline %.4f) -> %s'
                   % (last['epoch'], last['iteration'], last.get('validation/main/loss', float('nan')),
                      last['validation/main/baseline'], trainer.out))
@@ -297,13 +298,13 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from irnn_chainer import train as train_mod
+    from irnn_chainer import evaluate
     from irnn_chainer.compat import api
     device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
-    r = train_mod.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
-                           batchsize=args.batchsize, device=device,
-                           allow_changed_data=args.allow_changed_data)
-    if 'baseline' in r:  # regression (sequences.py)
+    r = evaluate.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
+                          batchsize=args.batchsize, device=device,
+                          allow_changed_data=args.allow_changed_data)
+    if 'baseline' in r:  # regression (model.Regressor)
         print('test MSE %.4f (constant-prediction baseline %.4f) on %d sequences (%s, %.1f s)'
               % (r['loss'], r['baseline'], r['n'], r['model'], r['seconds']))
     else:
@@ -324,8 +325,8 @@ def cmd_predict(args):
 
 
 def cmd_sweep(args):
+    from irnn_chainer import settings
     from irnn_chainer import sweep
-    from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
     if args.resume or args.force:
         raise sweep.SweepError('--%s does not apply to a sweep: run the same sweep command again to '
@@ -336,7 +337,7 @@ def cmd_sweep(args):
     if args.summary:
         sweep.summary(args.study, args.storage, args.out, top=args.top)
         return 0
-    cli = {k: getattr(args, k, None) for k in train_mod.DEFAULTS}
+    cli = {k: getattr(args, k, None) for k in settings.DEFAULTS}
     cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     sweep.run_worker(cli, args.out, args.study, args.trials, storage_url=args.storage,
                      space=sweep.load_space(args.space), heartbeat=args.heartbeat,
@@ -399,12 +400,11 @@ def main(argv=None):
         parser._subparsers._group_actions[0].choices[args.command].error(
             'unrecognized arguments: %s' % ' '.join(extra))
     from irnn_chainer import compare
-    from irnn_chainer import data as data_mod
     from irnn_chainer import files
     from irnn_chainer import report
     from irnn_chainer import sweep
-    from irnn_chainer import train as train_mod
     from irnn_chainer.compat import api
+    from irnn_chainer.errors import DataError, TrainingDiverged, UsageError
     try:
         set_threads(args)
     except ValueError as e:  # IRNN_THREADS not a positive integer
@@ -414,7 +414,7 @@ def main(argv=None):
         return {'train': cmd_train, 'evaluate': cmd_evaluate, 'predict': cmd_predict, 'info': cmd_info,
                 'report': cmd_report,
                 'sweep': cmd_sweep, 'compare': compare.run}[args.command](args)
-    except (data_mod.DataError, train_mod.UsageError, train_mod.TrainingDiverged, api.DeviceError, report.ReportError,
+    except (DataError, UsageError, TrainingDiverged, api.DeviceError, report.ReportError,
             compare.CompareError, sweep.SweepError, files.FileError) as e:
         sys.stderr.write('irnn-chainer: error: %s\n' % str(e).strip().splitlines()[0])
         return 2

@@ -28,10 +28,7 @@ import urllib.request
 import numpy as np
 
 from irnn_chainer import files
-
-
-class DataError(Exception):
-    """A data file or source is missing or not what it should be (one-line, user-facing)."""
+from irnn_chainer.errors import DataError
 
 
 # name -> (md5 of the original .gz as mirrors publish it, md5 of the decompressed file)

@@ -1,4 +1,5 @@
-"""The IRNN of Le, Jaitly & Hinton (2015), section 4.2, as the 2015 gist built it.
+"""The models: the IRNN of Le, Jaitly & Hinton (2015), section 4.2, as the 2015 gist built it,
+its plain-RNN and LSTM baselines, and the one factory that builds a run's model (:func:`for_run`).
 
 Each 28x28 image is read as 784 pixel ids (0..255), one per timestep::
 
@@ -8,6 +9,7 @@ Each 28x28 image is read as 784 pixel ids (0..255), one per timestep::
 
 ``pixel_to_h`` is a one-hot input times a weight matrix, so an ``EmbedID``; ``h_to_h`` starts
 as the identity with zero bias (the "I" in IRNN); the other weights are N(0, 0.001).
+The same :class:`RNN` stacks layers and reads real-valued features (your own sequences).
 """
 import numpy as np
 
@@ -18,8 +20,10 @@ from chainer import initializers
 
 from irnn_chainer.checks import check_ids  # noqa: F401  (re-exported: the model's input check)
 from irnn_chainer.compat import api
+from irnn_chainer.errors import UsageError
 
 IMPLS = ('stepwise', 'fused')
+INPUTS = ('ids', 'real')
 
 
 def _check_options(impl, activation, recurrent_init):
@@ -32,77 +36,164 @@ def _check_options(impl, activation, recurrent_init):
 
 
 class RNN(chainer.Chain):
-    """Elman RNN over integer inputs: ``h_t = act(pixel_to_h(x_t) + h_to_h(h_{t-1}))``.
+    """Elman RNN (the IRNN by default): one or more layers, over ids or real-valued features.
 
-    ``recurrent_init='identity'`` with ReLU is the IRNN; ``'normal'`` draws ``h_to_h`` from
-    N(0, init_std) like the other weights (the paper's plain RNN baselines).
-    ``impl='stepwise'`` is the faithful reference (one EmbedID + Linear + activation node
-    per timestep, as the gist); ``impl='fused'`` runs the whole recurrence as one
-    FunctionNode (:mod:`irnn_chainer.fused`, ReLU or tanh). Both use the same parameters.
+    For layers ``l = 1..L`` of sizes ``n_units`` (a number: one layer; a list: a stack)::
+
+        h^1_t = act(input(x_t) + recurrent_1(h^1_{t-1}))                 # h^l_0 = 0
+        h^l_t = act(between_{l-1,l}(h^{l-1}_t) + recurrent_l(h^l_{t-1}))  # l > 1
+        y     = h_to_y(h^L_T)                                             # logits or outputs
+
+    * the input link: ``EmbedID(n_in, units)`` for ``input='ids'`` (ids 0..n_in-1, pixel
+      MNIST's 256), or ``Linear(n_in, units)`` for ``input='real'`` (n_in features per
+      step; no bias unless ``input_bias``, as the paper's input has none); N(0, init_std).
+    * between layers: ``Linear`` without bias, N(0, init_std).
+    * each layer's square recurrent matrix: ``identity_scale * I`` with zero bias
+      (``recurrent_init='identity'``, the "I" in IRNN; the paper used 0.01 I for speech), or
+      N(0, init_std) (``'normal'``, the paper's plain RNN baselines).
+    * ``h_to_y``: ``Linear(units of the last layer, n_out)``, N(0, init_std), zero bias.
+
+    Names: the gist's model (one layer given as a number, ids in) keeps the gist's names,
+    ``pixel_to_h``, ``h_to_h``, ``h_to_y``, so its snapshots and every run in results/
+    load; a list of layers (or real input) numbers them: ``x_to_h1``, ``h1_to_h1``,
+    ``h1_to_h2``, ``h2_to_h2``, ..., ``h_to_y``. ``gist_names`` overrides the choice (the
+    run factory, :func:`for_run`, sets it as the runs it loads were saved).
+
+    ``impl='stepwise'`` is the faithful reference (one node per layer per timestep, as the
+    gist); ``impl='fused'`` runs each layer over the whole sequence as one FunctionNode
+    (:mod:`irnn_chainer.fused`, ReLU or tanh), its input projection for all steps first as
+    one matmul. Both use the same parameters.
     """
 
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise',
-                 activation='relu', recurrent_init='identity'):
+                 activation='relu', recurrent_init='identity', input='ids', identity_scale=1.0,
+                 input_bias=False, gist_names=None):
         super(RNN, self).__init__()
+        one = isinstance(n_units, (int, np.integer))
+        layers = (int(n_units),) if one else tuple(int(n) for n in n_units)
+        if not layers or min(layers) < 1:
+            raise ValueError('layers: expected one or more positive sizes, got %r' % (n_units,))
+        if input not in INPUTS:
+            raise ValueError('input: expected one of %s, got %r' % (', '.join(INPUTS), input))
         _check_options(impl, activation, recurrent_init)
-        self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
-        self.activation = activation
+        if input == 'ids' and input_bias:
+            raise ValueError("input_bias: an EmbedID input has no bias; use input='real'")
+        if gist_names is None:
+            gist_names = one and input == 'ids'
+        if gist_names and (len(layers) > 1 or input != 'ids'):
+            raise ValueError('gist_names: the gist\'s names are for one layer of ids, got layers %s, '
+                             'input %r' % (list(layers), input))
+        self.layers, self.n_units, self.n_in, self.n_out = layers, layers[-1], int(n_in), int(n_out)
+        self.input, self.impl, self.activation, self.identity_scale = input, impl, activation, identity_scale
+        self._names = ([('pixel_to_h', 'h_to_h')] if gist_names else
+                       [('x_to_h1' if l == 1 else 'h%d_to_h%d' % (l - 1, l), 'h%d_to_h%d' % (l, l))
+                        for l in range(1, len(layers) + 1)])
         normal = initializers.Normal(init_std)
-        api.register_links(
-            self,
-            pixel_to_h=L.EmbedID(n_in, n_units, initialW=normal),
-            h_to_h=L.Linear(n_units, n_units, initial_bias=0,
-                            initialW=initializers.Identity() if recurrent_init == 'identity' else normal),
-            h_to_y=L.Linear(n_units, n_out, initialW=normal, initial_bias=0),
-        )
+        links = {}
+        for l, n in enumerate(layers, 1):
+            into, rec = self._names[l - 1]
+            if l > 1:
+                links[into] = L.Linear(layers[l - 2], n, initialW=normal, nobias=True)
+            elif input == 'ids':
+                links[into] = L.EmbedID(n_in, n, initialW=normal)
+            else:
+                links[into] = L.Linear(n_in, n, initialW=normal, nobias=not input_bias,
+                                       initial_bias=0 if input_bias else None)
+            identity = initializers.Identity(scale=identity_scale) if identity_scale != 1.0 else \
+                initializers.Identity()  # (the gist's model: the exact call of every Chainer era)
+            links[rec] = L.Linear(n, n, initial_bias=0,
+                                  initialW=identity if recurrent_init == 'identity' else normal)
+        links['h_to_y'] = L.Linear(layers[-1], n_out, initialW=normal, initial_bias=0)
+        api.register_links(self, **links)
+
+    def input_link(self, l):
+        """The link that feeds layer ``l`` (1-based): pixel_to_h or x_to_h1, h1_to_h2, ..."""
+        return self[self._names[l - 1][0]]
+
+    def recurrent_link(self, l):
+        """Layer ``l``'s recurrent link: h_to_h or h1_to_h1, h2_to_h2, ..."""
+        return self[self._names[l - 1][1]]
+
+    def check_input(self, x):
+        if self.input == 'ids':
+            return check_ids(x, self.n_in)
+        return check_real(x, self.n_in, self.h_to_y.W.dtype)
 
     #: ``--h0-noise``: the std of Gaussian noise on h_0 while training (0: h_0 = 0, as the
     #: paper); evaluation always starts from 0. ``h0_key``: the seed of the next draw, set per
-    #: update by the trainer (extensions.H0NoiseKey) so that a resumed run draws the same noise.
+    #: update by the trainer (schedule.H0NoiseKey) so that a resumed run draws the same noise.
+    #: The one-layer models over ids only (settings.py refuses the others).
     h0_noise = 0.0
     h0_key = None
 
     def initial_state(self, batch):
-        """h_0 for a batch: None (zeros) unless training with ``h0_noise``."""
+        """h_0 of the first layer for a batch: None (zeros) unless training with ``h0_noise``."""
         if not self.h0_noise or not api.training_mode():
             return None
+        if len(self.layers) > 1 or self.input != 'ids':
+            raise ValueError('h0_noise: for one layer over ids, got layers %s, input %r'
+                             % (list(self.layers), self.input))
         rng = np.random.RandomState(self.h0_key) if self.h0_key is not None else np.random
         noise = rng.normal(0.0, self.h0_noise, (batch, self.n_units))
-        return self.xp.asarray(noise.astype(self.h_to_h.W.dtype))
+        return self.xp.asarray(noise.astype(self.h_to_y.W.dtype))
 
     def forward(self, x):
-        x = check_ids(x, self.n_in)
+        x = self.check_input(x)
         h0 = self.initial_state(x.shape[0])
-        if self.impl == 'fused':
-            from irnn_chainer.fused import irnn_recurrence
-            h = irnn_recurrence(x, self.pixel_to_h.W, self.h_to_h.W, self.h_to_h.b,
-                                activation=self.activation, h0=h0)
-        else:
-            h = self.recurrence_stepwise(x, h0)
+        h = self.recurrence_fused(x, h0) if self.impl == 'fused' else self.recurrence_stepwise(x, h0)
         return self.h_to_y(h)
 
     def __call__(self, x):  # Chainer < 5 calls __call__, not forward
         return self.forward(x)
 
     def recurrence_stepwise(self, x, h0=None):
-        """h_T by the per-timestep loop, exactly the gist's graph (from ``h0``, default 0)."""
+        """h^L_T by the per-timestep loop, all layers at each step (the first from ``h0``,
+        default 0): for the gist's model exactly the gist's graph."""
         act = F.relu if self.activation == 'relu' else F.tanh
-        batch, length = x.shape
-        xs = self.xp.ascontiguousarray(x.T)  # one contiguous row of ids per timestep
-        if h0 is None:
-            h0 = self.xp.zeros((batch, self.n_units), dtype=self.h_to_h.W.dtype)
-        h = chainer.Variable(h0)
+        batch, length = x.shape[:2]
+        if self.input == 'ids':
+            xs = self.xp.ascontiguousarray(x.T)  # one contiguous row of ids per timestep
+        else:
+            xs = F.separate(x, axis=1)  # one (batch, features) node per timestep
+        dtype = self.h_to_y.W.dtype
+        hs = [chainer.Variable(self.xp.zeros((batch, n), dtype=dtype)) for n in self.layers]
+        if h0 is not None:
+            hs[0] = chainer.Variable(h0)
         for t in range(length):
-            h = act(self.pixel_to_h(xs[t]) + self.h_to_h(h))
-        return h
+            inp = xs[t]
+            for l in range(1, len(self.layers) + 1):
+                hs[l - 1] = act(self.input_link(l)(inp) + self.recurrent_link(l)(hs[l - 1]))
+                inp = hs[l - 1]
+        return hs[-1]
+
+    def recurrence_fused(self, x, h0=None):
+        """h^L_T layer by layer: each layer's inputs for all steps in one matmul (ids: the
+        embedding table itself), then the whole recurrence as one FunctionNode (the first
+        layer of ids from ``h0``, default 0: :func:`irnn_chainer.fused.irnn_recurrence`)."""
+        from irnn_chainer import fused
+        batch, length = x.shape[:2]
+        inp = x
+        n_layers = len(self.layers)
+        for l in range(1, n_layers + 1):
+            rec = self.recurrent_link(l)
+            last = l == n_layers
+            if l == 1 and self.input == 'ids':
+                h = fused.irnn_recurrence(inp, self.input_link(1).W, rec.W, rec.b, return_sequence=not last,
+                                          activation=self.activation, h0=h0)
+            else:
+                flat = F.reshape(inp, (batch * length, inp.shape[2]))
+                pre = F.reshape(self.input_link(l)(flat), (batch, length, self.layers[l - 1]))
+                h = _fused_pre_recurrence(fused, pre, rec.W, rec.b, not last, self.activation)
+            inp = h
+        return inp
 
 
 class IRNN(RNN):
-    """The IRNN: ReLU units, ``h_to_h`` initialised to the identity with zero bias."""
+    """The IRNN: ReLU units, the recurrent matrix initialised to the identity with zero bias."""
 
-    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
-        super(IRNN, self).__init__(n_units, n_in, n_out, init_std, impl,
-                                   activation='relu', recurrent_init='identity')
+    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise', **options):
+        super(IRNN, self).__init__(n_units, n_in, n_out, init_std, impl, activation='relu',
+                                   recurrent_init='identity', **options)
 
 
 class LSTM(chainer.Chain):
@@ -149,20 +240,84 @@ MODELS = {
 }
 
 
-def build(name='irnn', n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
-    """The model called ``name`` (one of :data:`MODELS`)."""
+def build(name='irnn', n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise', **options):
+    """The model called ``name`` (one of :data:`MODELS`); ``options`` go to the RNN
+    (``input``, ``identity_scale``, ``input_bias``, ``gist_names``); the LSTM takes none."""
     if name not in MODELS:
         raise ValueError('model: expected one of %s, got %r' % (', '.join(MODELS), name))
     cls, kwargs, _ = MODELS[name]
-    return cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl, **kwargs)
+    return cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl,
+               **dict(kwargs, **options))
+
+
+def resolve_impl(cfg):
+    """'auto' -> the fused recurrence where it covers the model and a kernel loads, else stepwise."""
+    if cfg['impl'] != 'auto':
+        return cfg['impl']
+    if not MODELS[cfg['model']][2]:
+        return 'stepwise'
+    try:
+        import irnn_chainer.fused  # noqa: F401
+        if str(cfg.get('device') or '').startswith('@cupy'):
+            import irnn_chainer.kernels.cuda  # noqa: F401  (the CUDA kernel)
+    except ImportError:
+        return 'stepwise'
+    return 'fused'
+
+
+def for_run(cfg, data):
+    """The one model factory: the run's settings ``cfg`` and its data record ``data``
+    (:class:`irnn_chainer.sources.Data`) give the predictor ``cfg['model']`` in the run's
+    dtype, wrapped with its loss: ``L.Classifier`` (softmax cross-entropy and accuracy) or
+    :class:`Regressor` (MSE and the constant prediction's). Initial weights are drawn from
+    ``cfg['seed']``. The gist's model (pixel MNIST, one layer of ``--unit``, the identity
+    unscaled) keeps the gist's parameter names; everything else numbers its layers (as the
+    runs already saved were named)."""
+    if cfg.get('input_bias') and data.input == 'ids':
+        raise UsageError('--input-bias: only for real-valued input (--input real); ids go through '
+                         'an EmbedID, which has no bias')
+    n_units, options = cfg['unit'], {}
+    if cfg['model'] != 'lstm':  # the LSTM baseline takes pixel MNIST only (settings.py)
+        gist = data.kind == 'mnist' and not cfg.get('layers') and cfg.get('identity_scale', 1.0) == 1.0
+        n_units = cfg['unit'] if gist else list(cfg.get('layers') or [cfg['unit']])
+        options = dict(input=data.input, identity_scale=cfg.get('identity_scale', 1.0),
+                       input_bias=bool(cfg.get('input_bias')), gist_names=gist)
+    np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
+    predictor = api.build_in_dtype(lambda: build(
+        cfg['model'], n_units=n_units, n_in=data.n_in, n_out=data.n_out, init_std=cfg['init_std'],
+        impl=resolve_impl(cfg), **options), cfg['dtype'])
+    if data.task == 'regression':
+        return Regressor(predictor, baseline=data.baseline)
+    return L.Classifier(predictor)
+
+
+class Regressor(chainer.Chain):
+    """``L.Classifier``'s counterpart for real targets: reports ``loss`` (MSE) and, when
+    ``baseline`` is given, ``baseline``: the MSE of always predicting that value."""
+
+    def __init__(self, predictor, baseline=None):
+        super(Regressor, self).__init__()
+        api.register_links(self, predictor=predictor)
+        self.baseline = None if baseline is None else np.asarray(baseline, dtype=np.float64)
+
+    def forward(self, x, t):
+        y = self.predictor(x)
+        t = t.reshape(y.shape) if hasattr(t, 'reshape') else t
+        loss = F.mean_squared_error(y, t.astype(y.dtype) if t.dtype != y.dtype else t)
+        report = {'loss': loss}
+        if self.baseline is not None:
+            b = api.array_module(t).asarray(self.baseline, dtype=t.dtype)
+            report['baseline'] = ((t - b) ** 2).mean()
+        chainer.report(report, self)
+        return loss
+
+    def __call__(self, x, t):
+        return self.forward(x, t)
 
 
 # ---------------------------------------------------------------------------------------
-# Your own sequences (issue 7): real-valued or id inputs, stacked layers, any output size.
+# Input checks (ids: irnn_chainer.checks, free of Chainer, shared with every era)
 # ---------------------------------------------------------------------------------------
-
-INPUTS = ('ids', 'real')
-
 
 def check_real(x, n_features, dtype=None, name='x'):
     """Validate real-valued input: a float array of shape (batch, time, features).
@@ -198,117 +353,6 @@ def check_real(x, n_features, dtype=None, name='x'):
             return chainer.functions.cast(x, dtype)
         return arr.astype(dtype)
     return x
-
-
-class SequenceRNN(chainer.Chain):
-    """Stacked Elman RNN (the IRNN by default) over ids or real-valued feature vectors.
-
-    For layers ``l = 1..L`` with sizes ``layers`` (e.g. ``(100, 50)``)::
-
-        h^l_t = act(x_to_h1(x_t) + h1_to_h1(h^1_{t-1}))            # l = 1
-        h^l_t = act(h{l-1}_to_h{l}(h^{l-1}_t) + h{l}_to_h{l}(h^l_{t-1}))   # l > 1
-        y     = h_to_y(h^L_T)
-
-    * ``x_to_h1``: ``EmbedID(n_in, layers[0])`` for ``input='ids'`` (ids 0..n_in-1), or
-      ``Linear(n_in, layers[0])`` for ``input='real'`` (n_in features per step; no bias
-      unless ``input_bias``, as the paper's input has none); N(0, init_std).
-    * ``h{l-1}_to_h{l}``: ``Linear`` without bias, N(0, init_std).
-    * ``h{l}_to_h{l}``: each layer's square recurrent matrix, ``identity_scale * I`` with
-      zero bias (``recurrent_init='identity'``; the paper used 0.01 I for speech), or
-      N(0, init_std) (``'normal'``, the plain RNN baselines).
-    * ``h_to_y``: ``Linear(layers[-1], n_out)``, N(0, init_std), zero bias: ``n_out``
-      classes (logits) or regression outputs.
-
-    ``impl='stepwise'`` builds one node per layer per step. ``impl='fused'`` runs each
-    layer over the whole sequence at once: its input projection for all timesteps as one
-    matmul, then the recurrence as one FunctionNode (:mod:`irnn_chainer.fused`).
-    """
-
-    def __init__(self, layers=(100,), n_in=256, n_out=10, input='ids', init_std=0.001,
-                 identity_scale=1.0, input_bias=False, impl='stepwise', activation='relu',
-                 recurrent_init='identity'):
-        super(SequenceRNN, self).__init__()
-        layers = tuple(int(n) for n in layers)
-        if not layers or min(layers) < 1:
-            raise ValueError('layers: expected one or more positive sizes, got %r' % (layers,))
-        if input not in INPUTS:
-            raise ValueError('input: expected one of %s, got %r' % (', '.join(INPUTS), input))
-        _check_options(impl, activation, recurrent_init)
-        if input == 'ids' and input_bias:
-            raise ValueError("input_bias: an EmbedID input has no bias; use input='real'")
-        self.layers, self.n_in, self.n_out, self.input = layers, int(n_in), int(n_out), input
-        self.impl, self.activation, self.identity_scale = impl, activation, identity_scale
-        normal = initializers.Normal(init_std)
-        links = {}
-        for l, n in enumerate(layers, 1):
-            if l == 1:
-                links['x_to_h1'] = (L.EmbedID(n_in, n, initialW=normal) if input == 'ids' else
-                                    L.Linear(n_in, n, initialW=normal, nobias=not input_bias,
-                                             initial_bias=0 if input_bias else None))
-            else:
-                links['h%d_to_h%d' % (l - 1, l)] = L.Linear(layers[l - 2], n, initialW=normal, nobias=True)
-            links['h%d_to_h%d' % (l, l)] = L.Linear(
-                n, n, initial_bias=0,
-                initialW=initializers.Identity(scale=identity_scale) if recurrent_init == 'identity' else normal)
-        links['h_to_y'] = L.Linear(layers[-1], n_out, initialW=normal, initial_bias=0)
-        api.register_links(self, **links)
-
-    def input_link(self, l):
-        """The link that feeds layer ``l`` (1-based): x_to_h1, h1_to_h2, ..."""
-        return self['x_to_h1' if l == 1 else 'h%d_to_h%d' % (l - 1, l)]
-
-    def recurrent_link(self, l):
-        return self['h%d_to_h%d' % (l, l)]
-
-    def check_input(self, x):
-        if self.input == 'ids':
-            return check_ids(x, self.n_in)
-        return check_real(x, self.n_in, self.h_to_y.W.dtype)
-
-    def forward(self, x):
-        x = self.check_input(x)
-        h = self.recurrence_fused(x) if self.impl == 'fused' else self.recurrence_stepwise(x)
-        return self.h_to_y(h)
-
-    def __call__(self, x):  # Chainer < 5 calls __call__, not forward
-        return self.forward(x)
-
-    def recurrence_stepwise(self, x):
-        """h^L_T by the per-timestep loop (all layers at each step)."""
-        act = F.relu if self.activation == 'relu' else F.tanh
-        batch, length = x.shape[:2]
-        if self.input == 'ids':
-            xs = self.xp.ascontiguousarray(x.T)
-        else:
-            xs = F.separate(x, axis=1)  # one (batch, features) node per timestep
-        dtype = self.h_to_y.W.dtype
-        hs = [chainer.Variable(self.xp.zeros((batch, n), dtype=dtype)) for n in self.layers]
-        for t in range(length):
-            inp = xs[t]
-            for l in range(1, len(self.layers) + 1):
-                hs[l - 1] = act(self.input_link(l)(inp) + self.recurrent_link(l)(hs[l - 1]))
-                inp = hs[l - 1]
-        return hs[-1]
-
-    def recurrence_fused(self, x):
-        """h^L_T layer by layer: each layer's inputs for all steps in one matmul, then the
-        whole recurrence as one FunctionNode."""
-        from irnn_chainer import fused
-        batch, length = x.shape[:2]
-        inp = x
-        n_layers = len(self.layers)
-        for l in range(1, n_layers + 1):
-            rec = self.recurrent_link(l)
-            last = l == n_layers
-            if l == 1 and self.input == 'ids':
-                h = fused.irnn_recurrence(inp, self.x_to_h1.W, rec.W, rec.b, return_sequence=not last,
-                                          activation=self.activation)
-            else:
-                flat = F.reshape(inp, (batch * length, inp.shape[2]))
-                pre = F.reshape(self.input_link(l)(flat), (batch, length, self.layers[l - 1]))
-                h = _fused_pre_recurrence(fused, pre, rec.W, rec.b, not last, self.activation)
-            inp = h
-        return inp
 
 
 def _fused_pre_recurrence(fused, pre, W, b, return_sequence, activation='relu'):

@@ -2,7 +2,7 @@
 
 A run's settings (config.json), its model and its newest weights (the newest snapshot,
 else model.npz, as ``irnn-chainer evaluate`` takes them) are loaded by
-:func:`load_run_model`; :class:`Predictor` applies them to new sequences, in batches, on
+:func:`irnn_chainer.weights.load_run_model`; :class:`Predictor` applies them to new sequences, in batches, on
 the run's device (or another), through the fused recurrence where the run's model has one,
 with no graph (``chainer.using_config('train', False)`` and ``no_backprop_mode``).
 
@@ -37,8 +37,10 @@ from irnn_chainer import files
 from irnn_chainer import model as model_mod
 from irnn_chainer import runfolder
 from irnn_chainer import sequences as seq_mod
-from irnn_chainer import train as train_mod
+from irnn_chainer import sources
 from irnn_chainer.compat import api
+from irnn_chainer.errors import UsageError
+from irnn_chainer.weights import load_run_model
 
 SIDE = 28                       # MNIST images: 28 x 28 pixels
 BORDER = 2                      # the frame that :func:`looks_inverted` reads (MNIST: ~0 there)
@@ -52,48 +54,11 @@ MODE_WORDS = {'1': '1-bit black and white', 'L': 'grayscale', 'LA': 'grayscale w
               'I': '32-bit integer grayscale', 'I;16': '16-bit grayscale', 'F': 'floating-point grayscale'}
 
 
-class PredictError(train_mod.UsageError):
+class PredictError(UsageError):
     """A bad input for predict (one line naming the file or array, expected, found; exit 2)."""
 
 
 # --------------------------------------------------------------------------- the run
-
-def load_run_model(run_dir, device=None):
-    """(cfg, model, weights_path): the run's settings (config.json, checked), its model as
-    ``train.build_model`` makes it (``L.Classifier`` or ``sequences.Regressor`` around the
-    predictor) with the run's newest weights (the newest snapshot, else model.npz, as
-    ``train.evaluate``), moved to ``device`` (default: the run's own). ``run_dir`` may also be
-    one snapshot file of the run. A folder without weights is a one-line FileError."""
-    snapshot = None
-    if os.path.isfile(run_dir) and runfolder.snapshot_number(os.path.basename(run_dir)) is not None:
-        snapshot, run_dir = run_dir, os.path.dirname(os.path.abspath(run_dir))
-    cfg = train_mod.load_config(run_dir)
-    if device is not None:
-        cfg['device'] = device
-    dev = api.get_device(cfg['device'])
-    snaps = [snapshot] if snapshot else runfolder.snapshots(run_dir)
-    model_file = os.path.join(run_dir, train_mod.MODEL_FILE)
-    if not snaps and not os.path.lexists(model_file):
-        raise files.FileError('%s: expected a trained run, found no weights (no %s* and no %s): train '
-                              'it first, or give the folder of a run that has them'
-                              % (run_dir, train_mod.SNAPSHOT_PREFIX, train_mod.MODEL_FILE))
-    if seq_mod.uses_own_data(cfg):
-        missing = [k for k in ('input', 'task', 'n_in', 'n_out') if cfg.get(k) is None]
-        if missing:
-            raise files.FileError('%s: expected %s (written when the run started), found no %s'
-                                  % (os.path.join(run_dir, train_mod.CONFIG_FILE),
-                                     ', '.join(('input', 'task', 'n_in', 'n_out')), ', '.join(missing)))
-    model = train_mod.build_model(cfg)
-    if snaps:
-        weights = snaps[0]
-        train_mod._load_weights(runfolder.load_snapshot(weights), model, weights, 'updater/model:main/')
-    else:
-        weights = model_file
-        train_mod._load_weights(files.load_npz(weights, 'model weights (a model.npz of irnn-chainer train)'),
-                                model.predictor, weights)
-    api.to_device(model, dev)
-    return cfg, model, weights
-
 
 def load(run, device=None):
     """A :class:`Predictor` for the run folder (or snapshot file) ``run`` on ``device``
@@ -120,16 +85,13 @@ class Predictor(object):
         self.model = model.predictor
         self.run_dir = os.path.dirname(os.path.abspath(weights))
         self.device = api.get_device(cfg['device'])
-        self.mnist = not seq_mod.uses_own_data(cfg)
-        self.task = 'regression' if cfg.get('task') == 'regression' else 'classification'
-        if self.mnist:
-            self.input, self.n_in, self.n_out = 'ids', 256, data_mod.N_CLASSES
-        else:
-            self.input, self.n_in, self.n_out = cfg['input'], int(cfg['n_in']), int(cfg['n_out'])
+        spec = sources.from_config(cfg)  # what the model takes and gives (the run's data record)
+        self.mnist = spec.kind == 'mnist'
+        self.task, self.input, self.n_in, self.n_out = spec.task, spec.input, int(spec.n_in), int(spec.n_out)
         self.dtype = np.dtype(cfg.get('dtype') or 'float32')
         self.permutation = None
         if self.mnist and cfg.get('permute'):
-            path = os.path.join(self.run_dir, train_mod.PERMUTATION_FILE)
+            path = os.path.join(self.run_dir, runfolder.PERMUTATION_FILE)
             perm = files.load_npy(path, 'the run\'s pixel permutation (784 integers; a --permute run)')
             try:
                 data_mod.apply_permutation(np.zeros((1, data_mod.N_PIXELS), np.uint8), perm)

@@ -1,4 +1,4 @@
-"""Your own sequences: data files, the adding problem, and the models and losses for them.
+"""Your own sequences: the readers of data files and the adding problem's generator.
 
 Data (``--data FILE``):
 
@@ -32,19 +32,11 @@ Every problem in a file is reported as one line naming the file, the array, what
 expected and what was found (:class:`SequenceDataError`).
 """
 import csv
-import os
 
 import numpy as np
 
-import chainer
-import chainer.functions as F
-
 from irnn_chainer import files
-
-try:  # the CLI reports DataError as one line; subclass it when data.py provides it
-    from irnn_chainer.data import DataError as _Base
-except ImportError:  # pragma: no cover - data.py not there yet
-    _Base = ValueError
+from irnn_chainer.errors import DataError
 
 INPUTS = ('ids', 'real')
 TASKS = ('classification', 'regression')
@@ -54,7 +46,7 @@ ADDING_BASELINE = 1.0 / 6    # MSE of always predicting 1: Var(U + U') = 2/12
 ADDING_TRAIN, ADDING_TEST = 100000, 10000   # the paper's sizes
 
 
-class SequenceDataError(_Base):
+class SequenceDataError(DataError):
     """A problem in the user's data or data flags: one line for the CLI (exit 2)."""
 
 
@@ -461,156 +453,3 @@ def adding_data(length, n_train=ADDING_TRAIN, n_test=ADDING_TEST, seed=0):
     x, y = adding_problem(n_train, length, seed=2 * seed)
     xt, yt = adding_problem(n_test, length, seed=2 * seed + 1)
     return Sequences(x, y, xt, yt, 'real', 'regression', 2, 1, 'adding problem T=%d' % length)
-
-
-# ------------------------------------------------------------------------ the loss wrap
-
-class Regressor(chainer.Chain):
-    """``L.Classifier``'s counterpart for real targets: reports ``loss`` (MSE) and, when
-    ``baseline`` is given, ``baseline``: the MSE of always predicting that value."""
-
-    def __init__(self, predictor, baseline=None):
-        super(Regressor, self).__init__()
-        from irnn_chainer.compat import api
-        api.register_links(self, predictor=predictor)
-        self.baseline = None if baseline is None else np.asarray(baseline, dtype=np.float64)
-
-    def forward(self, x, t):
-        y = self.predictor(x)
-        t = t.reshape(y.shape) if hasattr(t, 'reshape') else t
-        loss = F.mean_squared_error(y, t.astype(y.dtype) if t.dtype != y.dtype else t)
-        report = {'loss': loss}
-        if self.baseline is not None:
-            from irnn_chainer.compat import api
-            b = api.array_module(t).asarray(self.baseline, dtype=t.dtype)
-            report['baseline'] = ((t - b) ** 2).mean()
-        chainer.report(report, self)
-        return loss
-
-    def __call__(self, x, t):
-        return self.forward(x, t)
-
-
-# ------------------------------------------------------------- hooks for train / cli
-
-#: run settings this module adds to train.DEFAULTS
-DEFAULTS = {'data': None, 'input': None, 'task': None, 'layers': None, 'identity_scale': 1.0,
-            'input_bias': False, 'test_split': None, 'length': None}
-
-
-def parse_layers(text):
-    """'100,50' -> [100, 50] (for --layers)."""
-    try:  # every part a size: '100,,50' is a typo, not 100,50
-        sizes = [int(s) for s in str(text).replace(' ', '').split(',')]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise ValueError('expected comma-separated positive layer sizes like 100,50, got %r' % text)
-    return sizes
-
-
-def uses_own_data(cfg):
-    return bool(cfg.get('data')) or cfg.get('dataset') == 'adding'
-
-
-def uses_sequence_model(cfg):
-    return (uses_own_data(cfg) or bool(cfg.get('layers')) or cfg.get('identity_scale', 1.0) != 1.0
-            or bool(cfg.get('input_bias')))
-
-
-def check_config(cfg, cli):
-    """One-line errors for combinations of the data/model flags (called by resolve_config)."""
-    from irnn_chainer.train import UsageError
-    if cfg.get('data') and cfg.get('dataset') not in (None, 'auto'):
-        raise UsageError('--data %s and --dataset %s: give one of them' % (cfg['data'], cfg['dataset']))
-    if cfg.get('permute') and uses_own_data(cfg):
-        raise UsageError('--permute: only for pixel MNIST, not with %s (permute your sequences '
-                         'in the file)' % ('--data' if cfg.get('data') else '--dataset adding'))
-    if cfg.get('length') is not None and cfg.get('dataset') != 'adding':
-        raise UsageError('--length: only for --dataset adding')
-    if cfg.get('dataset') == 'adding':
-        for key, want in (('input', 'real'), ('task', 'regression')):
-            if cfg.get(key) not in (None, want):
-                raise UsageError('--%s %s: the adding problem is %s' % (key, cfg[key], want))
-        if cfg.get('test_split') is not None:
-            raise UsageError('--test-split: the adding problem generates its own test set '
-                             '(size: --test-limit)')
-        if cfg.get('length') is not None and int(cfg['length']) < 2:
-            raise UsageError('--length: expected at least 2, got %s' % cfg['length'])
-    if cli.get('layers') and cli.get('unit'):
-        raise UsageError('--unit %s and --layers %s: give one of them (--layers 100 is --unit 100)'
-                         % (cli['unit'], ','.join(map(str, cli['layers']))))
-    if cfg.get('test_split') is not None and not 0 < cfg['test_split'] < 1:
-        raise UsageError('--test-split: expected a fraction between 0 and 1, got %s' % cfg['test_split'])
-    if cfg.get('test_split') is not None and not uses_own_data(cfg):
-        raise UsageError('--test-split: only for --data files without a test set')
-    for key in ('input', 'task'):
-        if cfg.get(key) is not None and not uses_own_data(cfg):
-            raise UsageError('--%s: only with --data or --dataset adding' % key)
-    if uses_sequence_model(cfg) and cfg['model'] == 'lstm':
-        raise UsageError('--model lstm: not available with --data, --dataset adding or --layers '
-                         '(use irnn, rnn-relu or rnn-tanh)')
-
-
-def load_for_run(cfg, log=print):
-    """(train, test, source) for a run on user data or the adding problem; records what
-    was inferred (input, task, n_in, n_out, baseline) in ``cfg`` for the model and config.json."""
-    if cfg.get('dataset') == 'adding':
-        length = int(cfg.get('length') or 150)
-        cfg['length'] = length
-        data = adding_data(length, int(cfg.get('train_limit') or ADDING_TRAIN),
-                           int(cfg.get('test_limit') or ADDING_TEST), seed=int(cfg['seed']))
-        cfg['baseline'] = 1.0
-        log('adding problem: T=%d, %d train / %d test sequences (seed %d); always predicting 1 '
-            'gives MSE %.4f on this test set (1/6 = %.4f expected)'
-            % (length, len(data.x), len(data.x_test), cfg['seed'],
-               float(((data.y_test - 1.0) ** 2).mean()), ADDING_BASELINE))
-    else:
-        data = load(cfg['data'], cfg.get('input'), cfg.get('task'))
-        data = with_test_split(data, cfg.get('test_split'), seed=int(cfg['seed']))
-        if cfg.get('train_limit'):
-            data.x, data.y = data.x[:cfg['train_limit']], data.y[:cfg['train_limit']]
-        if cfg.get('test_limit'):
-            data.x_test, data.y_test = data.x_test[:cfg['test_limit']], data.y_test[:cfg['test_limit']]
-        if data.task == 'regression':
-            mean = data.y.mean(axis=0)
-            cfg['baseline'] = mean.tolist()
-            log('regression: always predicting the training mean gives test MSE %.4f'
-                % float(((data.y_test - mean) ** 2).mean()))
-        log('data: %s; %d train / %d test sequences%s'
-            % (data.describe(), len(data.x), len(data.x_test),
-               ' (held out %g, %s, seed %d)' % (cfg['test_split'], 'stratified' if data.task ==
-                                                  'classification' else 'random', cfg['seed'])
-               if cfg.get('test_split') else ''))
-    dtype = np.dtype(cfg.get('dtype') or 'float32')
-    cfg['input'], cfg['task'], cfg['n_in'], cfg['n_out'] = data.input, data.task, data.n_in, data.n_out
-    x_dtype = np.int32 if data.input == 'ids' else dtype
-    y_dtype = np.int32 if data.task == 'classification' else dtype
-    train = chainer.datasets.TupleDataset(data.x.astype(x_dtype), data.y.astype(y_dtype))
-    test = chainer.datasets.TupleDataset(data.x_test.astype(x_dtype), data.y_test.astype(y_dtype))
-    return train, test, data.path
-
-
-def build_model(cfg, impl):
-    """The loss-wrapped :class:`irnn_chainer.model.SequenceRNN` for ``cfg`` (after
-    :func:`load_for_run` for own data; pixel MNIST otherwise)."""
-    import chainer.links as L
-    from irnn_chainer import model as model_mod
-    from irnn_chainer.compat import api
-    kwargs = {'rnn-relu': dict(activation='relu', recurrent_init='normal'),
-              'rnn-tanh': dict(activation='tanh', recurrent_init='normal')}.get(cfg['model'], {})
-    layers = cfg.get('layers') or [cfg['unit']]
-    own = uses_own_data(cfg)
-    if cfg.get('input_bias') and (not own or cfg['input'] == 'ids'):
-        from irnn_chainer.train import UsageError
-        raise UsageError('--input-bias: only for real-valued input (--input real); ids go through '
-                         'an EmbedID, which has no bias')
-    np.random.seed(cfg['seed'])  # Chainer's initializers draw from NumPy's global RNG
-    predictor = api.build_in_dtype(lambda: model_mod.SequenceRNN(
-        layers, n_in=cfg['n_in'] if own else 256, n_out=cfg['n_out'] if own else 10,
-        input=cfg['input'] if own else 'ids', init_std=cfg['init_std'],
-        identity_scale=cfg.get('identity_scale', 1.0), input_bias=bool(cfg.get('input_bias')),
-        impl=impl, **kwargs), cfg['dtype'])
-    if own and cfg['task'] == 'regression':
-        return Regressor(predictor, baseline=cfg.get('baseline'))
-    return L.Classifier(predictor)

@@ -25,6 +25,8 @@ import warnings
 import chainer
 
 from irnn_chainer import train as train_mod
+from irnn_chainer import weights
+from irnn_chainer.errors import UsageError
 
 DEFAULT_SPACE = {
     'lr': {'log': [1e-5, 1e-3]},
@@ -269,9 +271,9 @@ def run_worker(cli, out, study_name, trials, storage_url=None, space=None, heart
         resume = None
         for number in reversed(history):
             try:
-                resume = train_mod.find_snapshot(os.path.join(out, TRIAL_DIR % number))
+                resume = weights.find_snapshot(os.path.join(out, TRIAL_DIR % number))
                 break
-            except train_mod.UsageError:  # that trial left no snapshot
+            except UsageError:  # that trial left no snapshot
                 continue
         trial.set_user_attr('out', os.path.abspath(run_dir))
         shown = ', '.join('%s=%s' % (k, '%.3g' % v if isinstance(v, float) else v)

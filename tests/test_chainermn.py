@@ -15,8 +15,17 @@ import irnn_chainer  # noqa: F401  (compat shims first)
 import chainer
 
 from irnn_chainer import train as train_mod
+from irnn_chainer import model as model_mod
+from irnn_chainer import runfolder
+from irnn_chainer import settings
+from irnn_chainer import sources
 from irnn_chainer.cli import main
 from irnn_chainer.compat import api
+
+
+def model_for(cfg):
+    """The run's model as train builds it, from its settings alone (pixel MNIST)."""
+    return model_mod.for_run(cfg, sources.from_config(cfg))
 
 
 def _mpi_missing():
@@ -56,8 +65,8 @@ def mpiexec(n, *args):
 
 
 def params_of(run_dir):
-    cfg = train_mod.load_config(run_dir)
-    model = train_mod.build_model(cfg)
+    cfg = runfolder.read_config(run_dir)
+    model = model_for(cfg)
     api.load_npz(os.path.join(run_dir, 'model.npz'), model.predictor)
     return {name: p.array.copy() for name, p in model.predictor.namedparams()}
 
@@ -66,12 +75,12 @@ def single_process_on_the_union(tmp_path, iterations):
     """One process, batch 16: at each step the union of what rank 0 and rank 1 draw
     (each rank: its contiguous half, shuffled by the run's seed), the same optimizer and
     clipping; no MPI, no all-reduce."""
-    cfg = train_mod.resolve_config(dict(FLAGS))
-    train, _, _ = train_mod.load_data(cfg, str(tmp_path), log=lambda *a: None)
+    cfg = settings.resolve_config(dict(FLAGS))
+    train = sources.load(cfg, str(tmp_path), log=lambda *a: None).train
     half = len(train) // 2
     iters = [train_mod.ShuffledIterator(chainer.datasets.SubDataset(train, r * half, (r + 1) * half),
                                         cfg['batchsize'], seed=cfg['seed']) for r in range(2)]
-    model = train_mod.build_model(cfg)
+    model = model_for(cfg)
     opt = api.setup_optimizer(train_mod.make_optimizer(cfg), model)
     opt.add_hook(api.gradient_clipping(cfg['clip']))
     for _ in range(iterations):
@@ -95,7 +104,7 @@ def test_two_processes_at_batch_8_equal_one_at_batch_16(tmp_path):
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-14, err_msg=name)
     # and the updates did move the parameters (a no-op would also "agree")
-    start = train_mod.build_model(train_mod.resolve_config(dict(FLAGS)))
+    start = model_for(settings.resolve_config(dict(FLAGS)))
     moved = [name for name, p in start.predictor.namedparams() if not np.allclose(p.array, want[name])]
     assert len(moved) >= 3, moved
     cfg = json.load(open(os.path.join(out, 'config.json')))

@@ -141,12 +141,12 @@ def test_runs_that_cannot_work_are_refused_first(capsys, tmp_path, args, words):
 
 
 def test_memory_estimate_by_hand():
-    from irnn_chainer import memory, train
-    cfg = train.resolve_config({'batchsize': 100000})
+    from irnn_chainer import memory, settings
+    cfg = settings.resolve_config({'batchsize': 100000})
     need, biggest = memory.estimate(cfg)
     states = 784 * 100000 * 100 * 4                            # T x batch x H float32
     params = (256 * 100 + 100 * 100 + 100 + 100 * 10 + 10) * 4 * 4  # weights, grads, 2 slots
     assert need == states + params + 70000 * 784 and 'states' in biggest
     msg = memory.refusal(cfg, available=8 * 2 ** 30)
     assert '29.3 GiB' in msg and '8.0 GiB' in msg
-    assert memory.refusal(train.resolve_config({}), available=8 * 2 ** 30) is None
+    assert memory.refusal(settings.resolve_config({}), available=8 * 2 ** 30) is None

@@ -22,6 +22,7 @@ import chainer.functions as F
 import chainer.links as L
 
 from irnn_chainer import compare
+from irnn_chainer import eras
 from irnn_chainer.compat import api, shims
 from irnn_chainer.model import IRNN, check_ids
 
@@ -34,7 +35,7 @@ needs_matrix = pytest.mark.skipif(os.environ.get('IRNN_MATRIX') != '1',
 
 
 def small_irnn(seed=0, n_units=5):
-    return api.build_irnn(seed=seed, n_units=n_units, n_in=256, n_out=3)
+    return eras.build_irnn(seed=seed, n_units=n_units, n_in=256, n_out=3)
 
 
 def ids(rng, batch=4, length=7):
@@ -44,8 +45,8 @@ def ids(rng, batch=4, length=7):
 # ---------------------------------------------------------------------------- building
 
 def test_build_irnn_has_the_drawn_weights_and_the_library_init_draws_the_same():
-    m = api.build_irnn(seed=3)
-    w = api.draw_irnn_weights(3)
+    m = eras.build_irnn(seed=3)
+    w = eras.draw_irnn_weights(3)
     got = api.param_arrays(m)
     assert sorted(got) == sorted(w) == ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W']
     for k in w:
@@ -94,11 +95,12 @@ def test_irnn_forward_is_the_models_forward():
     rng = np.random.RandomState(0)
     m = small_irnn()
     x = ids(rng)
-    np.testing.assert_array_equal(api.irnn_forward(m, x).array, m(x).array)
+    np.testing.assert_array_equal(eras.irnn_forward(m, x).array, m(x).array)
 
 
-def test_check_ids_needs_no_chainer_and_is_the_one_compat_uses():
-    """1.0-1.3 cannot import model.py; the check lives in a Chainer-free module instead."""
+def test_check_ids_needs_no_chainer_and_is_the_one_every_era_uses():
+    """1.0-1.3 cannot import model.py; the check lives in a Chainer-free module instead,
+    which the IRNN of every era (eras.py) uses."""
     import subprocess
     import sys
     code = ('import sys, irnn_chainer.checks as c, numpy as np; '
@@ -108,25 +110,25 @@ def test_check_ids_needs_no_chainer_and_is_the_one_compat_uses():
                          text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == 'int32', out.stderr
     good = np.array([[0, 255, 3]], np.uint8)
-    np.testing.assert_array_equal(api.check_ids(chainer.Variable(good.astype(np.int32)), 256), good)
+    np.testing.assert_array_equal(eras.check_ids(chainer.Variable(good.astype(np.int32)), 256), good)
     bad_inputs = [np.zeros(784, np.float32), np.zeros(784, np.int32), np.zeros((2, 0), np.int32),
                   np.array([[256]]), 'pixels', np.zeros((1, 2, 3), np.int64)]
     for bad in bad_inputs:
         with pytest.raises((TypeError, ValueError)) as want:
             check_ids(bad, 256)
         with pytest.raises(type(want.value)) as got:
-            api.check_ids(bad, 256)
+            eras.check_ids(bad, 256)
         assert str(got.value) == str(want.value)
 
 
 def test_forward_gives_the_clear_error_not_chainers():
     m = small_irnn()
     with pytest.raises(TypeError, match=r'expected integer pixel ids \(int32\)'):
-        api.irnn_forward(m, np.zeros((2, 784), np.float32))
+        eras.irnn_forward(m, np.zeros((2, 784), np.float32))
     with pytest.raises(ValueError, match=r'for one sequence use x\[None\]'):
-        api.irnn_forward(m, np.zeros(784, np.int32))
+        eras.irnn_forward(m, np.zeros(784, np.int32))
     with pytest.raises(TypeError, match='1-D integer array of class labels'):
-        api.classification_loss(api.irnn_forward(m, np.zeros((2, 3), np.int32)), np.zeros(2, np.float32))
+        api.classification_loss(eras.irnn_forward(m, np.zeros((2, 3), np.int32)), np.zeros(2, np.float32))
 
 
 # ---------------------------------------------------------------------------- no graph
@@ -134,11 +136,11 @@ def test_forward_gives_the_clear_error_not_chainers():
 def test_no_graph_builds_no_graph_and_sets_test_mode():
     m = small_irnn()
     x = np.zeros((2, 3), np.int32)
-    y = api.irnn_forward(m, x)
+    y = eras.irnn_forward(m, x)
     assert y.creator is not None and chainer.config.train
     with api.no_graph():
         assert not chainer.config.train
-        y = api.irnn_forward(m, x)
+        y = eras.irnn_forward(m, x)
         v = api.as_input(np.zeros(2, np.float32))
         assert y.creator is None
         assert (v * 2).creator is None
@@ -196,7 +198,7 @@ def test_update_with_clipping_hook_equals_manual_global_norm_clipping(threshold)
     x, t = ids(rng), rng.randint(0, 10, 4)
     opt = api.setup_optimizer(chainer.optimizers.SGD(lr=0.1), m, clip=threshold)
     before = {k: v.copy() for k, v in api.param_arrays(m).items()}
-    loss = api.classification_loss(api.irnn_forward(m, x), t)
+    loss = api.classification_loss(eras.irnn_forward(m, x), t)
     # the gradients, independently of the optimizer
     m2 = api.build_in_dtype(lambda: IRNN(n_units=4), 'float64')
     api.set_param_arrays(m2, before)
@@ -266,7 +268,7 @@ def test_save_load_model_round_trip(tmp_path):
         np.testing.assert_array_equal(api.param_arrays(other)[k], v)
     x = ids(rng)
     with api.no_graph():
-        assert api.scalar(F.sum(api.irnn_forward(other, x))) == api.scalar(F.sum(api.irnn_forward(m, x)))
+        assert api.scalar(F.sum(eras.irnn_forward(other, x))) == api.scalar(F.sum(eras.irnn_forward(m, x)))
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):

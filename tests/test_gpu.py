@@ -18,6 +18,8 @@ import chainer.functions as F
 from irnn_chainer import fused, kernels
 from irnn_chainer import model as model_mod
 from irnn_chainer import train as train_mod
+from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer import runfolder
 from irnn_chainer.compat import api
 
 pytestmark = pytest.mark.gpu
@@ -156,7 +158,7 @@ def test_models_on_gpu_equal_cpu(cupy, name, impl):
 
 
 def params_of(run_dir):
-    with np.load(os.path.join(run_dir, train_mod.MODEL_FILE)) as f:
+    with np.load(os.path.join(run_dir, runfolder.MODEL_FILE)) as f:
         return {k: f[k].copy() for k in f.files}
 
 
@@ -171,7 +173,7 @@ def test_training_updates_equal_cpu(cupy, tmp_path, impl):
     cpu, gpu = str(tmp_path / 'cpu'), str(tmp_path / 'gpu')
     train_mod.train(dict(SMALL, iteration=6, impl=impl), cpu, progress=False, log=quiet)
     train_mod.train(dict(SMALL, iteration=6, impl=impl, device='@cupy:0'), gpu, progress=False, log=quiet)
-    cfg = json.load(open(os.path.join(gpu, train_mod.CONFIG_FILE)))
+    cfg = json.load(open(os.path.join(gpu, runfolder.CONFIG_FILE)))
     assert cfg['impl_used'] == impl and '@cupy:0' in cfg['device_used']
     assert_params_close(params_of(gpu), params_of(cpu))
     log_cpu, log_gpu = (json.load(open(os.path.join(d, 'log'))) for d in (cpu, gpu))
@@ -197,8 +199,8 @@ def test_snapshot_gpu_to_cpu_and_back(cupy, tmp_path):
 def test_evaluator_on_gpu_equals_cpu(cupy, tmp_path):
     out = str(tmp_path / 'run')
     train_mod.train(dict(SMALL, iteration=6), out, progress=False, log=quiet)
-    cpu = train_mod.evaluate(out, device='@numpy', log=quiet)
-    gpu = train_mod.evaluate(out, device='@cupy:0', log=quiet)
+    cpu = evaluate_mod.evaluate(out, device='@numpy', log=quiet)
+    gpu = evaluate_mod.evaluate(out, device='@cupy:0', log=quiet)
     assert cpu['n'] == gpu['n'] == 32
     assert abs(cpu['loss'] - gpu['loss']) <= 1e-5 * cpu['loss']
     assert cpu['accuracy'] == gpu['accuracy']
@@ -211,7 +213,7 @@ def test_gpu_0_end_to_end(cupy, tmp_path):
                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert 'cuDNN is not enabled' not in p.stderr, p.stderr
-    cfg = json.load(open(os.path.join(out, train_mod.CONFIG_FILE)))
+    cfg = json.load(open(os.path.join(out, runfolder.CONFIG_FILE)))
     assert cfg['impl_used'] == 'fused' and cfg['device'] == '@cupy:0'
     log = json.load(open(os.path.join(out, 'log')))
     assert [r['epoch'] for r in log] == [1, 2] and all(np.isfinite(r['main/loss']) for r in log)

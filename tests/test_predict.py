@@ -18,6 +18,9 @@ from irnn_chainer import cli
 from irnn_chainer import data as data_mod
 from irnn_chainer import predict as predict_mod
 from irnn_chainer import sequences as seq_mod
+from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer import files
+from irnn_chainer import runfolder
 from irnn_chainer import train as train_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +112,7 @@ def one_line_error(code, err, *words):
 def numpy_irnn_probs(run_dir, x, perm=None):
     """The IRNN from its equations, in float64, with the weights read from the run's newest
     snapshot by plain np.load: h_t = relu(E[x_t] + W h_{t-1} + b), softmax(V h_T + c)."""
-    snap = train_mod.runfolder.snapshots(run_dir)[0]
+    snap = runfolder.snapshots(run_dir)[0]
     with np.load(snap) as f:
         E, W, b, V, c = (f[SNAP_PREFIX + k].astype(np.float64) for k in
                          ('pixel_to_h/W', 'h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b'))
@@ -160,7 +163,7 @@ def test_predict_csv_gives_evaluates_accuracy_and_loss(work, mnist_run, mnist_te
     np.testing.assert_array_equal(predicted, p.argmax(axis=1))
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-6)
     y = mnist_test.test_y
-    ev = train_mod.evaluate(mnist_run, log=quiet)
+    ev = evaluate_mod.evaluate(mnist_run, log=quiet)
     assert ev['n'] == N_TEST and ev['accuracy'] > 0.15, ev  # the run learned: above chance
     assert (predicted == y).mean() == pytest.approx(ev['accuracy'], abs=1e-6)  # float32: 1 image = 5e-3
     assert -np.log(p[np.arange(N_TEST), y]).mean() == pytest.approx(ev['loss'], rel=1e-5)
@@ -248,7 +251,7 @@ def test_permuted_run_predicts_through_its_permutation(work, permuted_run, mnist
     assert 'pixel MNIST (permuted)' in err
     _, rows = read_predictions(stdout)
     p = probabilities(rows)
-    ev = train_mod.evaluate(permuted_run, log=quiet)
+    ev = evaluate_mod.evaluate(permuted_run, log=quiet)
     y = mnist_test.test_y
     assert (p.argmax(axis=1) == y).mean() == pytest.approx(ev['accuracy'], abs=1e-6)  # float32: 1 image = 5e-3
     assert -np.log(p[np.arange(N_TEST), y]).mean() == pytest.approx(ev['loss'], rel=1e-5)
@@ -355,7 +358,7 @@ def test_run_folder_without_weights_and_not_a_run(work, mnist_run, test_npy):
     one_line_error(*run_cli('predict', empty, test_npy)[::2], empty, 'no weights', 'model.npz')
     one_line_error(*run_cli('predict', str(work / 'nowhere'), test_npy)[::2], 'not an irnn-chainer run folder')
     one_line_error(*run_cli('predict', mnist_run, test_npy, '--device', 'tpu')[::2], "'tpu'")
-    with pytest.raises(train_mod.files.FileError, match='no weights'):
+    with pytest.raises(files.FileError, match='no weights'):
         irnn_chainer.load(empty)
 
 
@@ -381,7 +384,7 @@ def own_run(work):
 
 
 def numpy_real_probs(run_dir, x):
-    snap = train_mod.runfolder.snapshots(run_dir)[0]
+    snap = runfolder.snapshots(run_dir)[0]
     with np.load(snap) as f:
         U, W, b, V, c = (f[SNAP_PREFIX + k].astype(np.float64) for k in
                          ('x_to_h1/W', 'h1_to_h1/W', 'h1_to_h1/b', 'h_to_y/W', 'h_to_y/b'))
@@ -397,7 +400,7 @@ def numpy_real_probs(run_dir, x):
 
 def test_own_data_classification_npz_and_csv(work, own_run):
     run, xt, yt = own_run
-    ev = train_mod.evaluate(run, log=quiet)
+    ev = evaluate_mod.evaluate(run, log=quiet)
     # without labels: x only
     nolabel = str(work / 'own-x.npz')
     np.savez(nolabel, x=xt)
@@ -496,7 +499,7 @@ def test_own_data_ids_input_csv_without_labels(work):
 def test_own_data_regression_adding_problem(work):
     run = train_run(work / 'adding', dataset='adding', length=10, train_limit=64, test_limit=32, unit=8,
                     iteration=8, batchsize=16, optimizer='adam', lr=1e-2, seed=2)
-    ev = train_mod.evaluate(run, log=quiet)
+    ev = evaluate_mod.evaluate(run, log=quiet)
     data = seq_mod.adding_data(10, 64, 32, seed=2)  # the run's own test set, generated again
     path = str(work / 'adding-test.npz')
     np.savez(path, x=data.x_test, y=data.y_test)

@@ -17,7 +17,10 @@ from irnn_chainer import fused
 from irnn_chainer import model as model_mod
 from irnn_chainer import recovery
 from irnn_chainer import schedule
+from irnn_chainer import runfolder
+from irnn_chainer import settings
 from irnn_chainer import train as train_mod
+from irnn_chainer.errors import TrainingDiverged, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(dataset='embedded', train_limit=48, test_limit=32, batchsize=16, unit=8,
@@ -29,7 +32,7 @@ def quiet(*args):
 
 
 def params_of(run_dir):
-    with np.load(os.path.join(run_dir, train_mod.MODEL_FILE)) as f:
+    with np.load(os.path.join(run_dir, runfolder.MODEL_FILE)) as f:
         return {k: f[k].copy() for k in f.files}
 
 
@@ -112,10 +115,10 @@ def test_h0_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
 
 
 def test_h0_noise_refused_where_it_does_not_apply():
-    with pytest.raises(train_mod.UsageError, match='--h0-noise: covers .* not lstm'):
-        train_mod.resolve_config({'model': 'lstm', 'h0_noise': 0.1})
-    with pytest.raises(train_mod.UsageError, match='--h0-noise: expected a standard deviation'):
-        train_mod.resolve_config({'h0_noise': -1.0})
+    with pytest.raises(UsageError, match='--h0-noise: covers .* not lstm'):
+        settings.resolve_config({'model': 'lstm', 'h0_noise': 0.1})
+    with pytest.raises(UsageError, match='--h0-noise: expected a standard deviation'):
+        settings.resolve_config({'h0_noise': -1.0})
 
 
 # ---- the learning rate -----------------------------------------------------------------
@@ -216,7 +219,7 @@ def test_a_run_that_keeps_diverging_stops_with_one_line(tmp_path):
                 W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
                 W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
     cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, max_rollbacks=2)
-    with pytest.raises(train_mod.TrainingDiverged) as e:
+    with pytest.raises(TrainingDiverged) as e:
         train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Always(0)])
     assert 'no snapshot to go back to' in str(e.value)
     events = json.load(open(os.path.join(out, recovery.ROLLBACKS_FILE)))['rollbacks']
@@ -232,7 +235,7 @@ def test_stop_and_max_rollbacks(tmp_path):
             if trainer.updater.iteration == 5:
                 W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
                 W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
-    with pytest.raises(train_mod.TrainingDiverged) as e:
+    with pytest.raises(TrainingDiverged) as e:
         train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Late(0)])
     msg = str(e.value)
     assert '--max-rollbacks 2' in msg and 'snapshot_iter_4' in msg and '\n' not in msg
@@ -241,7 +244,7 @@ def test_stop_and_max_rollbacks(tmp_path):
     # the good snapshot is kept and resumes
     assert os.path.exists(os.path.join(out, 'snapshot_iter_4'))
     out2 = str(tmp_path / 'stop')
-    with pytest.raises(train_mod.TrainingDiverged, match='--on-divergence stop'):
+    with pytest.raises(TrainingDiverged, match='--on-divergence stop'):
         train_mod.train(dict(cfg, on_divergence='stop'), out2, progress=False, log=quiet,
                         extra_extensions=[Late(0)])
 
@@ -277,11 +280,11 @@ def test_cli_divergence_is_one_line_and_exit_2(tmp_path):
     ({'max_rollbacks': -1}, '--max-rollbacks: expected an integer >= 0'),
 ])
 def test_bad_flags_are_one_line(flags, expected):
-    with pytest.raises(train_mod.UsageError, match=expected):
-        train_mod.resolve_config(flags)
+    with pytest.raises(UsageError, match=expected):
+        settings.resolve_config(flags)
 
 
 def test_a_presets_step_decay_gives_way_to_cosine():
-    cfg = train_mod.resolve_config({'preset': 'fast', 'lr_schedule': 'cosine'})
+    cfg = settings.resolve_config({'preset': 'fast', 'lr_schedule': 'cosine'})
     assert cfg['lr_decay'] is None and schedule.schedule_name(cfg) == 'cosine'
-    assert schedule.schedule_name(train_mod.resolve_config({'preset': 'fast'})) in ('step', 'cosine', 'plateau', 'constant')
+    assert schedule.schedule_name(settings.resolve_config({'preset': 'fast'})) in ('step', 'cosine', 'plateau', 'constant')

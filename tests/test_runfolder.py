@@ -15,9 +15,11 @@ import pytest
 
 import irnn_chainer  # noqa: F401
 from irnn_chainer import cli
+from irnn_chainer import eras
 from irnn_chainer import files
 from irnn_chainer import runfolder
 from irnn_chainer import train as train_mod
+from irnn_chainer import evaluate as evaluate_mod
 from irnn_chainer.compat import api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,8 +116,8 @@ def test_pickle_bearing_files_never_run_code(tmp_path, capsys):
     code, _, err = main(capsys, 'train', '--data', evil, '--iteration', '1', '-o', str(tmp_path / 'd'))
     one_line(code, err, 'evil.npz', 'object array')
     # the compat API itself (what tools/matrix.py and examples/ use)
-    for load in (lambda: api.load_npz(evil, api.build_irnn(n_units=4)),
-                 lambda: api.load_model(evil, api.build_irnn(n_units=4))):
+    for load in (lambda: api.load_npz(evil, eras.build_irnn(n_units=4)),
+                 lambda: api.load_model(evil, eras.build_irnn(n_units=4))):
         with pytest.raises(ValueError, match='allow_pickle'):
             load()
     assert not os.path.exists(marker)
@@ -327,10 +329,10 @@ def test_evaluate_uses_the_newest_weights(tmp_path, capsys):
     a = run(tmp_path, 'a', iteration=2)        # model.npz and snapshot at iteration 2
     b = run(tmp_path, 'b', iteration=4)        # the same run, further
     shutil.copy(os.path.join(b, 'snapshot_iter_4'), os.path.join(a, 'snapshot_iter_4'))  # "killed" after 4
-    ra, rb = train_mod.evaluate(a, log=quiet), train_mod.evaluate(b, log=quiet)
+    ra, rb = evaluate_mod.evaluate(a, log=quiet), evaluate_mod.evaluate(b, log=quiet)
     assert ra['model'].endswith('snapshot_iter_4')
     assert ra['loss'] == rb['loss'] and ra['accuracy'] == rb['accuracy']
-    old = train_mod.evaluate(os.path.join(a, 'snapshot_iter_2'), log=quiet)  # or one snapshot, when asked
+    old = evaluate_mod.evaluate(os.path.join(a, 'snapshot_iter_2'), log=quiet)  # or one snapshot, when asked
     assert old['loss'] != ra['loss']
 
 

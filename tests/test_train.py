@@ -12,6 +12,18 @@ import pytest
 import irnn_chainer  # noqa: F401
 from irnn_chainer import files
 from irnn_chainer import train as train_mod
+from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer import model as model_mod
+from irnn_chainer import runfolder
+from irnn_chainer import settings
+from irnn_chainer import sources
+from irnn_chainer import weights
+from irnn_chainer.errors import UsageError
+
+
+def model_for(cfg):
+    """The run's model as train builds it, from its settings alone (pixel MNIST)."""
+    return model_mod.for_run(cfg, sources.from_config(cfg))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +34,7 @@ SMALL = dict(dataset='embedded', train_limit=48, test_limit=32, batchsize=16, un
 
 
 def params_of(run_dir):
-    with np.load(os.path.join(run_dir, train_mod.MODEL_FILE)) as f:
+    with np.load(os.path.join(run_dir, runfolder.MODEL_FILE)) as f:
         return {k: f[k].copy() for k in f.files}
 
 
@@ -63,7 +75,7 @@ def test_run_folder_contents_and_log(tmp_path):
     assert cfg['per_epoch'] == 3 and cfg['train_size'] == 48 and cfg['test_size'] == 32
     assert 'embedded' in cfg['source']
     # evaluate reproduces the last logged test loss/accuracy from the saved model
-    r = train_mod.evaluate(out, log=quiet)
+    r = evaluate_mod.evaluate(out, log=quiet)
     assert r['n'] == 32
     assert r['accuracy'] == pytest.approx(log[-1]['validation/main/accuracy'], abs=1e-9)
     assert r['loss'] == pytest.approx(log[-1]['validation/main/loss'], rel=1e-5)
@@ -74,7 +86,7 @@ def test_refuses_to_overwrite_and_to_change_resumed_settings(tmp_path):
     train_mod.train(dict(SMALL, iteration=1), out, progress=False, log=quiet)
     with pytest.raises(files.FileError, match='--resume'):
         train_mod.train(dict(SMALL, iteration=1), out, progress=False, log=quiet)
-    with pytest.raises(train_mod.UsageError, match='--unit 9 differs'):
+    with pytest.raises(UsageError, match='--unit 9 differs'):
         train_mod.train({'unit': 9, 'iteration': 2}, None, resume=out, progress=False, log=quiet)
     train_mod.train(dict(SMALL, iteration=1), out, force=True, progress=False, log=quiet)
 
@@ -82,10 +94,10 @@ def test_refuses_to_overwrite_and_to_change_resumed_settings(tmp_path):
 def test_permutation_is_stored_and_reused(tmp_path):
     out = str(tmp_path / 'perm')
     train_mod.train(dict(SMALL, iteration=2, permute=True), out, progress=False, log=quiet)
-    perm = np.load(os.path.join(out, train_mod.PERMUTATION_FILE))
+    perm = np.load(os.path.join(out, runfolder.PERMUTATION_FILE))
     assert sorted(perm.tolist()) == list(range(784)) and not (perm == np.arange(784)).all()
     train_mod.train({'iteration': 3}, None, resume=out, progress=False, log=quiet)
-    np.testing.assert_array_equal(np.load(os.path.join(out, train_mod.PERMUTATION_FILE)), perm)
+    np.testing.assert_array_equal(np.load(os.path.join(out, runfolder.PERMUTATION_FILE)), perm)
 
 
 def test_ctrl_c_saves_a_snapshot_and_resume_continues(tmp_path):
@@ -107,8 +119,8 @@ def test_ctrl_c_saves_a_snapshot_and_resume_continues(tmp_path):
     text = ''.join(lines) + rest
     assert proc.returncode == 130, text  # 128 + SIGINT, after saving: `train && evaluate` stops
     assert 'interrupted at epoch' in text and 'Traceback' not in text, text
-    snaps = [f for f in os.listdir(out) if f.startswith(train_mod.SNAPSHOT_PREFIX)]
-    n = max(int(f[len(train_mod.SNAPSHOT_PREFIX):]) for f in snaps)
+    snaps = [f for f in os.listdir(out) if f.startswith(runfolder.SNAPSHOT_PREFIX)]
+    n = max(int(f[len(runfolder.SNAPSHOT_PREFIX):]) for f in snaps)
     assert n >= 1
     t = train_mod.train({'iteration': n + 2}, None, resume=out, progress=False, log=quiet)
     assert t.updater.iteration == n + 2
@@ -194,38 +206,14 @@ def test_lr_decay_multiplies_the_rate_every_n_epochs(tmp_path):
     assert [r['lr'] for r in log] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
-def test_fast_preset_carries_its_decay_and_flags_override_it():
-    cfg = train_mod.resolve_config({'preset': 'fast'})
-    assert (cfg['optimizer'], cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == ('rmsprop', 1e-4, 0.5, 8)
-    cfg = train_mod.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
-    assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
-    # the other presets do not decay
-    assert train_mod.resolve_config({'preset': 'blog'})['lr_decay'] is None
-    # on permuted MNIST fast takes the rate that did not blow up there
-    cfg = train_mod.resolve_config({'preset': 'fast', 'permute': True})
-    assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer']) == (3e-5, None, 'rmsprop')
-    assert train_mod.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
-
-
-def test_blog_preset_is_the_blogs_own_run_and_paper_the_papers():
-    # The blog: "std of 0.01; No gradient clipping; The other setting is the same as the paper."
-    cfg = train_mod.resolve_config({'preset': 'blog'})
-    assert (cfg['model'], cfg['optimizer'], cfg['lr'], cfg['batchsize']) == ('irnn', 'sgd', 1e-8, 16)
-    assert (cfg['init_std'], cfg['clip']) == (0.01, 0.0)
-    cfg = train_mod.resolve_config({'preset': 'paper'})
-    assert (cfg['optimizer'], cfg['lr'], cfg['init_std'], cfg['clip']) == ('sgd', 1e-8, 0.001, 1.0)
-    # an explicit flag still wins over the preset
-    assert train_mod.resolve_config({'preset': 'blog', 'clip': 1.0})['clip'] == 1.0
-
-
 def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     a = str(tmp_path / 'a')
     train_mod.train(dict(SMALL, permute=True, iteration=4), a, progress=False, log=quiet)
     # from the folder (its model.npz) and from a snapshot: the same weights as run a ended with
     ended = np.load(os.path.join(a, 'model.npz'))
     for source in (a, os.path.join(a, 'snapshot_iter_4')):
-        model = train_mod.build_model(train_mod.resolve_config(dict(SMALL)))
-        train_mod.init_weights(model, source, log=quiet)
+        model = model_for(settings.resolve_config(dict(SMALL)))
+        weights.init_weights(model, source, log=quiet)
         for name, p in model.predictor.namedparams():
             np.testing.assert_array_equal(p.array, ended[name.lstrip('/')], err_msg=name)
     # a run started from it keeps a's pixel permutation and its own settings and optimizer
@@ -243,6 +231,6 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     with pytest.raises(files.FileError, match='do not fit this model'):
         train_mod.train(dict(SMALL, unit=5, iteration=1, init_from=a), str(tmp_path / 'c'),
                         progress=False, log=quiet)
-    with pytest.raises(train_mod.UsageError, match='not found'):
+    with pytest.raises(UsageError, match='not found'):
         train_mod.train(dict(SMALL, iteration=1, init_from=str(tmp_path / 'nope.npz')),
                         str(tmp_path / 'd'), progress=False, log=quiet)

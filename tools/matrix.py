@@ -214,6 +214,7 @@ def cell_check():
         import numpy as np
         import irnn_chainer  # noqa: F401  (environment shims)
         from irnn_chainer.compat import api, shims
+        from irnn_chainer import eras  # the IRNN built as this Chainer builds models
         import chainer
         import chainer.optimizers  # not imported by ``import chainer`` in 1.0-1.3
         res.update(chainer=api.chainer_version(), numpy=np.__version__, import_s=time.time() - t0)
@@ -225,13 +226,13 @@ def cell_check():
         t = rng.randint(0, 10, size=16).astype(np.int32)
 
         def train(lr):
-            model = api.build_irnn(seed=0)
+            model = eras.build_irnn(seed=0)
             opt = api.setup_optimizer(chainer.optimizers.SGD(lr=lr), model, clip=1.0)
             before = dict((k, v.copy()) for k, v in api.param_arrays(model).items())
             losses, secs = [], []
             for _ in range(3):
                 t1 = time.perf_counter()
-                loss = api.classification_loss(api.irnn_forward(model, x), t)
+                loss = api.classification_loss(eras.irnn_forward(model, x), t)
                 api.update(opt, model, loss)
                 secs.append(time.perf_counter() - t1)
                 losses.append(api.scalar(loss))
@@ -245,21 +246,21 @@ def cell_check():
         res['changed_small'] = changed
         res['diag_changed_1e-8'] = int((diag != 1).sum())
         with api.no_graph():
-            ev = api.classification_loss(api.irnn_forward(model, x), t)
+            ev = api.classification_loss(eras.irnn_forward(model, x), t)
         res['eval_loss'] = api.scalar(ev)
         res['eval_graph'] = ev.creator is not None
         tmp = tempfile.mkdtemp()
         try:
             path = os.path.join(tmp, 'model')
             api.save_model(path, model)
-            other = api.load_model(path, api.build_irnn(seed=1))
+            other = api.load_model(path, eras.build_irnn(seed=1))
             with api.no_graph():
-                res['reload_loss'] = api.scalar(api.classification_loss(api.irnn_forward(other, x), t))
+                res['reload_loss'] = api.scalar(api.classification_loss(eras.irnn_forward(other, x), t))
             res['save_format'] = api.SAVE_FORMAT
         finally:
             shutil.rmtree(tmp)
         try:
-            api.irnn_forward(model, x[0].astype(np.float32))
+            eras.irnn_forward(model, x[0].astype(np.float32))
             res['bad_input_error'] = 'no error'
         except (TypeError, ValueError) as e:
             res['bad_input_error'] = '%s: %s' % (type(e).__name__, e)

@@ -1,0 +1,191 @@
+"""The run's data, whichever the source, as one record: :class:`Data`.
+
+Three sources, one reader each (the readers know nothing of runs):
+
+* ``mnist``: pixel MNIST (:mod:`irnn_chainer.data`: IDX files, Chainer's cache, a download,
+  the embedded subset), with ``--permute``'s fixed permutation kept in the run folder;
+* ``file``: the user's ``--data`` file, ``.npz`` or long-format ``.csv``
+  (:mod:`irnn_chainer.sequences`), with ``--test-split``;
+* ``adding``: the adding problem (``--dataset adding --length T``, :mod:`irnn_chainer.sequences`).
+
+Every one gives the same record: the train and test datasets, the input (``ids`` with
+``n_in`` of them, or ``real`` with ``n_in`` features per step), the task (``classification``
+into ``n_out`` classes, or ``regression`` of ``n_out`` targets with the constant
+prediction's value as ``baseline``), a one-line description of what was read, what the
+run's config.json records of it (``settings``, ``source``, ``fingerprint``). The model
+factory (:func:`irnn_chainer.model.for_run`) builds the model from it.
+"""
+import copy
+import os
+
+import numpy as np
+
+import chainer
+
+from irnn_chainer import data as mnist
+from irnn_chainer import files
+from irnn_chainer import runfolder
+from irnn_chainer import sequences
+from irnn_chainer.errors import UsageError
+
+#: what pixel MNIST is, for the model: 256 pixel ids in, 10 classes out
+MNIST_SPEC = {'input': 'ids', 'n_in': 256, 'task': 'classification', 'n_out': 10, 'baseline': None}
+
+
+class Data(object):
+    """One run's data. ``train``/``test``: TupleDatasets (None in a record made by
+    :func:`from_config`, which knows only what the model needs); ``kind``: the source
+    (``mnist``, ``file``, ``adding``); ``settings``: what the run's config.json records of
+    what was inferred (the input kind, task and sizes of own data; nothing for MNIST, whose
+    are fixed); ``fingerprint``: the data's sha256 and size for config.json."""
+
+    def __init__(self, kind, train, test, input, n_in, task, n_out, baseline=None, source='',
+                 description='', settings=None, fingerprint=None):
+        self.kind, self.train, self.test = kind, train, test
+        self.input, self.n_in, self.task, self.n_out, self.baseline = input, n_in, task, n_out, baseline
+        self.source, self.description = source, description
+        self.settings = dict(settings or {})
+        self.fingerprint = dict(fingerprint or {})
+        self.train_size = None if train is None else len(train)
+
+    def spec(self):
+        """The record without its datasets (small: what ranks other than 0 get under MPI;
+        ``train_size`` stays the whole training set's)."""
+        spec = copy.copy(self)
+        spec.train = spec.test = None
+        return spec
+
+
+def kind_of(cfg):
+    """The source a run's settings name: ``adding``, ``file`` or ``mnist``."""
+    if cfg.get('dataset') == 'adding':
+        return 'adding'
+    return 'file' if cfg.get('data') else 'mnist'
+
+
+def load(cfg, run_dir, log=print):
+    """The run's :class:`Data` (``run_dir`` keeps the ``--permute`` permutation)."""
+    return _SOURCES[kind_of(cfg)](cfg, run_dir, log)
+
+
+def from_config(cfg):
+    """What a run's model needs of its data, from its config.json alone (no data read)."""
+    kind = kind_of(cfg)
+    if kind == 'mnist':
+        spec = MNIST_SPEC
+    else:
+        spec = {k: cfg.get(k) for k in ('input', 'n_in', 'task', 'n_out', 'baseline')}
+        missing = [k for k in ('input', 'n_in', 'task', 'n_out') if spec[k] is None]
+        if missing:
+            raise UsageError('the run\'s config.json lacks %s: expected the values its training '
+                             'inferred from the data' % ', '.join(missing))
+    return Data(kind, None, None, source=cfg.get('source', ''), **spec)
+
+
+def check_same(saved, data, allow, flag='--allow-changed-data'):
+    """Refuse data whose checksum differs from the run's config.json (unless ``allow``)."""
+    want = (saved or {}).get('data_sha256')
+    got = data.fingerprint.get('data_sha256')
+    if want and got and got != want and not allow:
+        raise UsageError('the data differ from the run\'s: expected sha256 %s (%s bytes, %s), found %s '
+                         '(%s bytes); give the run\'s data, or %s to go on anyway'
+                         % (want[:16], saved.get('data_bytes', '?'), saved.get('source', '?'),
+                            got[:16], data.fingerprint.get('data_bytes', '?'), flag))
+
+
+def _datasets(x, y, x_test, y_test):
+    return chainer.datasets.TupleDataset(x, y), chainer.datasets.TupleDataset(x_test, y_test)
+
+
+def _arrays_fingerprint(*arrays):
+    """The sha256 and size of the arrays as the run uses them (MNIST, after --train-limit,
+    --test-limit and --permute)."""
+    arrays = [np.asarray(a) for a in arrays]
+    return {'data_sha256': files.sha256_arrays(*arrays), 'data_bytes': int(sum(a.nbytes for a in arrays))}
+
+
+# ---------------------------------------------------------------------------- sources
+
+def _mnist(cfg, run_dir, log):
+    """Pixel MNIST: uint8 pixels (ids 0..255, int32 at the model, train.convert), 10 classes."""
+    lines = []
+
+    def note(line):  # the reader logs its data line first, then why other sources were skipped
+        lines.append(line)
+        log(line)
+
+    splits = mnist.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'], cfg['test_limit'], log=note)
+    train_x, test_x = splits.train_x, splits.test_x
+    description = lines[0]
+    if cfg['permute']:
+        path = os.path.join(run_dir, runfolder.PERMUTATION_FILE)
+        if os.path.lexists(path):
+            perm = files.load_npy(path, 'the run\'s pixel permutation (784 integers)')
+        else:
+            perm = mnist.make_permutation(cfg['seed'])
+            files.save_npy(path, perm)
+        log('permuted pixel MNIST: one fixed permutation (seed %d, %s)' % (cfg['seed'], path))
+        try:
+            train_x = mnist.apply_permutation(train_x, perm)
+            test_x = mnist.apply_permutation(test_x, perm)
+        except mnist.DataError as e:
+            raise files.FileError('%s: %s' % (path, e)) from None
+        description += '; permuted (seed %d)' % cfg['seed']
+    train, test = _datasets(train_x, splits.train_y, test_x, splits.test_y)
+    return Data('mnist', train, test, source=splits.source, description=description,
+                fingerprint=_arrays_fingerprint(train_x, splits.train_y, test_x, splits.test_y),
+                **MNIST_SPEC)
+
+
+def _adding(cfg, run_dir, log):
+    """The adding problem, generated from the seed (nothing to fingerprint)."""
+    length = int(cfg.get('length') or 150)
+    seqs = sequences.adding_data(length, int(cfg.get('train_limit') or sequences.ADDING_TRAIN),
+                                 int(cfg.get('test_limit') or sequences.ADDING_TEST), seed=int(cfg['seed']))
+    description = ('adding problem: T=%d, %d train / %d test sequences (seed %d); always predicting 1 '
+                   'gives MSE %.4f on this test set (1/6 = %.4f expected)'
+                   % (length, len(seqs.x), len(seqs.x_test), cfg['seed'],
+                      float(((seqs.y_test - 1.0) ** 2).mean()), sequences.ADDING_BASELINE))
+    log(description)
+    return _own(cfg, seqs, 'adding', 1.0, description, {'length': length}, {})
+
+
+def _file(cfg, run_dir, log):
+    """The user's --data file, with --test-split, --train-limit and --test-limit."""
+    seqs = sequences.load(cfg['data'], cfg.get('input'), cfg.get('task'))
+    seqs = sequences.with_test_split(seqs, cfg.get('test_split'), seed=int(cfg['seed']))
+    if cfg.get('train_limit'):
+        seqs.x, seqs.y = seqs.x[:cfg['train_limit']], seqs.y[:cfg['train_limit']]
+    if cfg.get('test_limit'):
+        seqs.x_test, seqs.y_test = seqs.x_test[:cfg['test_limit']], seqs.y_test[:cfg['test_limit']]
+    baseline = None
+    if seqs.task == 'regression':
+        mean = seqs.y.mean(axis=0)
+        baseline = mean.tolist()
+        log('regression: always predicting the training mean gives test MSE %.4f'
+            % float(((seqs.y_test - mean) ** 2).mean()))
+    description = ('data: %s; %d train / %d test sequences%s'
+                   % (seqs.describe(), len(seqs.x), len(seqs.x_test),
+                      ' (held out %g, %s, seed %d)' % (cfg['test_split'], 'stratified' if seqs.task ==
+                                                         'classification' else 'random', cfg['seed'])
+                      if cfg.get('test_split') else ''))
+    log(description)
+    fingerprint = {'data_sha256': files.sha256_file(cfg['data']), 'data_bytes': os.path.getsize(cfg['data'])}
+    return _own(cfg, seqs, 'file', baseline, description, {}, fingerprint)
+
+
+def _own(cfg, seqs, kind, baseline, description, settings, fingerprint):
+    """Own sequences in the run's dtype (ids and class labels as int32)."""
+    dtype = np.dtype(cfg.get('dtype') or 'float32')
+    x_dtype = np.int32 if seqs.input == 'ids' else dtype
+    y_dtype = np.int32 if seqs.task == 'classification' else dtype
+    train, test = _datasets(seqs.x.astype(x_dtype), seqs.y.astype(y_dtype),
+                            seqs.x_test.astype(x_dtype), seqs.y_test.astype(y_dtype))
+    settings = dict(settings, input=seqs.input, task=seqs.task, n_in=seqs.n_in, n_out=seqs.n_out)
+    if baseline is not None:
+        settings['baseline'] = baseline
+    return Data(kind, train, test, seqs.input, seqs.n_in, seqs.task, seqs.n_out, baseline,
+                source=seqs.path, description=description, settings=settings, fingerprint=fingerprint)
+
+
+_SOURCES = {'mnist': _mnist, 'file': _file, 'adding': _adding}

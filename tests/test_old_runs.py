@@ -1,0 +1,164 @@
+"""Runs made before the reshaping of issue 16 still evaluate, resume and load, and the same
+command today trains the same model under the same parameter names.
+
+The fixtures (tests/fixtures/runs-before-issue16, README there) were written by the code of
+commit c874615: the gist's pixel IRNN (``pixel_to_h``, ``h_to_h``, ``h_to_y``; permuted,
+RMSprop), a two-layer rnn-tanh on pixels and the adding problem (both ``x_to_h1``,
+``h1_to_h1``, ...; the adding problem a regression).
+"""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import irnn_chainer  # noqa: F401  (compat shims first)
+from irnn_chainer import cli
+from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer import model as model_mod
+from irnn_chainer import runfolder
+from irnn_chainer import settings
+from irnn_chainer import sources
+from irnn_chainer import train as train_mod
+from irnn_chainer.weights import load_run_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')
+# the command each fixture was made with (its README)
+COMMANDS = {
+    'pixel-irnn-permuted': '--dataset embedded --train-limit 32 --test-limit 16 --unit 8 -b 16 --epoch 1 '
+                           '--preset fast --permute',
+    'pixel-rnn-tanh-layers': '--dataset embedded --train-limit 32 --test-limit 16 --layers 6,4 -b 16 '
+                             '--epoch 1 --model rnn-tanh --optimizer adam --lr 1e-3',
+    'adding': '--dataset adding --length 6 --train-limit 64 --test-limit 16 --unit 5 -b 16 --epoch 1 '
+              '--optimizer adam --lr 1e-3',
+}
+NAMES = {
+    'pixel-irnn-permuted': ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W'],
+    'pixel-rnn-tanh-layers': ['h1_to_h1/W', 'h1_to_h1/b', 'h1_to_h2/W', 'h2_to_h2/W', 'h2_to_h2/b',
+                              'h_to_y/W', 'h_to_y/b', 'x_to_h1/W'],
+    'adding': ['h1_to_h1/W', 'h1_to_h1/b', 'h_to_y/W', 'h_to_y/b', 'x_to_h1/W'],
+}
+
+
+def quiet(*args):
+    pass
+
+
+def npz(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(params=sorted(COMMANDS))
+def old_run(request, tmp_path):
+    run = str(tmp_path / request.param)
+    shutil.copytree(os.path.join(FIXTURES, request.param), run)
+    return request.param, run
+
+
+def test_the_fixtures_have_the_names_they_were_saved_with():
+    for name, names in NAMES.items():
+        assert sorted(npz(os.path.join(FIXTURES, name, 'model.npz'))) == names
+        snap = npz(glob.glob(os.path.join(FIXTURES, name, 'snapshot_iter_*'))[0])
+        assert sorted(k[len('updater/model:main/predictor/'):] for k in snap
+                      if k.startswith('updater/model:main/predictor/')) == names
+
+
+def test_an_old_run_evaluates_to_its_logged_test_loss(old_run):
+    name, run = old_run
+    last = json.load(open(os.path.join(run, 'log')))[-1]
+    r = evaluate_mod.evaluate(run, log=quiet)
+    assert r['loss'] == pytest.approx(last['validation/main/loss'], rel=1e-5)
+    assert os.path.basename(r['model']) == 'snapshot_iter_%d' % last['iteration']
+    if name == 'adding':  # the regression's constant-prediction baseline, as logged
+        assert r['baseline'] == pytest.approx(last['validation/main/baseline'], rel=1e-6)
+    else:
+        assert r['accuracy'] == pytest.approx(last['validation/main/accuracy'])
+
+
+def test_load_run_model_gives_the_old_runs_newest_weights(old_run):
+    name, run = old_run
+    cfg, model, path = load_run_model(run)
+    assert cfg['run_id'] == json.load(open(os.path.join(run, 'config.json')))['run_id']
+    assert path == runfolder.snapshots(run)[0]
+    saved = npz(path)
+    got = {k.lstrip('/'): p.array for k, p in model.predictor.namedparams()}
+    assert sorted(got) == NAMES[name]
+    for k, v in got.items():
+        np.testing.assert_array_equal(v, saved['updater/model:main/predictor/' + k])
+    assert isinstance(model, model_mod.Regressor) == (name == 'adding')
+
+
+def test_an_old_run_resumes_and_keeps_its_names(old_run):
+    name, run = old_run
+    before = sorted(npz(runfolder.snapshots(run)[0]))
+    trainer = train_mod.train({'epoch': 2}, None, resume=run, progress=False, log=quiet)
+    assert trainer.updater.epoch == 2
+    newest = runfolder.snapshots(run)[0]
+    assert runfolder.snapshot_number(os.path.basename(newest)) == trainer.updater.iteration
+    after = sorted(npz(newest))
+    # every path of the old snapshot is still written (the model's, the optimizer's state, the
+    # iterator's...); what is new is the state of extensions added since (issue 19's schedule
+    # and divergence guard), never the model's
+    assert set(before) <= set(after), sorted(set(before) - set(after))
+    model_paths = [k for k in after if k.startswith('updater/model:main/')]
+    assert model_paths == [k for k in before if k.startswith('updater/model:main/')]
+    assert sorted(npz(os.path.join(run, 'model.npz'))) == NAMES[name]
+    if name == 'pixel-irnn-permuted':  # the stored permutation was used, not a new one
+        np.testing.assert_array_equal(np.load(os.path.join(run, 'permutation.npy')),
+                                      np.load(os.path.join(FIXTURES, name, 'permutation.npy')))
+
+
+def test_the_same_command_today_trains_the_same_model(tmp_path, capsys):
+    for name, command in sorted(COMMANDS.items()):
+        out = str(tmp_path / name)
+        assert cli.main(['train'] + command.split() + ['--no-progress', '-o', out]) == 0
+        old, new = npz(os.path.join(FIXTURES, name, 'model.npz')), npz(os.path.join(out, 'model.npz'))
+        assert sorted(new) == sorted(old) == NAMES[name]
+        for k in old:
+            np.testing.assert_allclose(new[k], old[k], rtol=1e-5, atol=1e-7, err_msg='%s %s' % (name, k))
+        old_cfg = json.load(open(os.path.join(FIXTURES, name, 'config.json')))
+        new_cfg = json.load(open(os.path.join(out, 'config.json')))
+        skip = {'run_id', 'versions'}
+        assert {k: v for k, v in new_cfg.items() if k in old_cfg and k not in skip} == \
+            {k: v for k, v in old_cfg.items() if k not in skip}
+        # what is new: settings added since (issue 19), at their defaults
+        assert {k: new_cfg[k] for k in set(new_cfg) - set(old_cfg)} == \
+            {k: settings.DEFAULTS[k] for k in set(new_cfg) - set(old_cfg)}
+
+
+@pytest.mark.parametrize('config', sorted(glob.glob(os.path.join(ROOT, 'results', '**', 'config.json'),
+                                                    recursive=True)))
+def test_every_run_in_results_resolves_and_builds_its_model(config):
+    """The runs in results/ (their weights are not in the repository): config.json is read,
+    resolves as on --resume, and the model built for it has the parameter names that its
+    snapshots carry (the gist's for the single-layer pixel models)."""
+    saved = runfolder.read_config(os.path.dirname(config))
+    cfg = settings.resolve_config({}, saved)
+    assert all(cfg[k] == saved[k] for k in settings.DEFAULTS if k in saved)
+    model = model_mod.for_run(cfg, sources.from_config(saved))
+    names = sorted(k.lstrip('/') for k, _ in model.predictor.namedparams())
+    if saved['model'] == 'lstm':
+        assert names[0] == 'h_to_y/W' and 'lstm/upward/W' in names and 'pixel_to_h/W' in names
+    else:
+        assert names == ['h_to_h/W', 'h_to_h/b', 'h_to_y/W', 'h_to_y/b', 'pixel_to_h/W']
+    assert model.predictor.h_to_y.W.shape == (10, saved['unit'])
+
+
+def test_the_committed_blog_run_loads_with_its_newest_weights():
+    """results/blog-own-irnn-pixel carries its last snapshot (made by the code before this
+    change): load_run_model gives the gist's model with exactly those weights."""
+    run = os.path.join(ROOT, 'results', 'blog-own-irnn-pixel')
+    snaps = runfolder.snapshots(run)
+    if not snaps:
+        pytest.skip('no snapshot in %s' % run)
+    cfg, model, path = load_run_model(run)
+    assert path == snaps[0] and cfg['preset'] == 'blog'
+    saved = npz(path)
+    got = {k.lstrip('/'): p.array for k, p in model.predictor.namedparams()}
+    assert sorted(got) == NAMES['pixel-irnn-permuted']  # the gist's names
+    for k, v in got.items():
+        np.testing.assert_array_equal(v, saved['updater/model:main/predictor/' + k])
