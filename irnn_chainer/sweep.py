@@ -26,7 +26,7 @@ import chainer
 
 from irnn_chainer import train as train_mod
 from irnn_chainer import weights
-from irnn_chainer.errors import UsageError
+from irnn_chainer.errors import TrainingDiverged, UsageError
 
 DEFAULT_SPACE = {
     'lr': {'log': [1e-5, 1e-3]},
@@ -288,9 +288,17 @@ def run_worker(cli, out, study_name, trials, storage_url=None, space=None, heart
                 f.write(line + '\n')
                 f.flush()
             run_cli = dict(cli, **params)
+            if run_cli.get('on_divergence') is None:
+                # a trial that diverges is pruned, as one that ends non-finite: rolled back at a
+                # lower rate it would no longer be the trial of the rate that was drawn
+                run_cli['on_divergence'] = 'stop'
             pruning = OptunaPruning(trial, key)
-            trainer = train_mod.train(run_cli, run_dir, resume=resume, progress=False, log=trial_log,
-                                      extra_extensions=[pruning], table_out=f)
+            try:
+                trainer = train_mod.train(run_cli, run_dir, resume=resume, progress=False, log=trial_log,
+                                          extra_extensions=[pruning], table_out=f)
+            except TrainingDiverged as e:
+                trial.set_user_attr('seconds', time.time() - t0)
+                raise optuna.TrialPruned('diverged: %s' % e)
         entries = [e for e in trainer.get_extension('LogReport').log if key in e]
         trial.set_user_attr('epochs', float(trainer.updater.epoch_detail))
         trial.set_user_attr('iterations', int(trainer.updater.iteration))

@@ -273,3 +273,20 @@ def test_ctrl_c_requeues_the_trial_and_the_next_run_resumes_it(tmp_path):
     assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE']
     assert 'resumed from' in open(os.path.join(out, 'trial-0001', 'train.out')).read()
     assert trials[1].user_attrs['iterations'] == 600
+
+
+def test_a_trial_that_diverges_is_pruned_and_the_sweep_goes_on(tmp_path):
+    """The divergence guard (recovery.py) stops a sweep trial instead of rolling it back at a
+    rate that was not drawn; the trial is PRUNED with the reason and the worker goes on."""
+    path = tmp_path / 'space.json'
+    path.write_text(json.dumps({'lr': {'log': [1e-3, 1.1e-3]}, 'optimizer': {'choice': ['adam']}}))
+    space = sweep.load_space(str(path))
+    cli = dict(dataset='embedded', train_limit=64, test_limit=16, iteration=4, log_interval=2,
+               clip=0.0, skip_nonfinite=True)  # Adam ~1e-3 unclipped, 100 units: blows up at once
+    out = str(tmp_path / 'sw')
+    study = sweep.run_worker(cli, out, 'div', 2, space=space, log=quiet)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ['PRUNED', 'PRUNED']
+    for t in trials:
+        events = json.load(open(os.path.join(out, 'trial-%04d' % t.number, 'rollbacks.json')))['rollbacks']
+        assert [e['action'] for e in events] == ['stop']
