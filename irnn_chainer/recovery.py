@@ -10,9 +10,11 @@ interval, so that no snapshot holds diverged weights:
 - more than half of its updates were skipped for a non-finite gradient, or
 - more than half of its training losses were non-finite, or
 - the test loss at its end is not finite (the weights overflow the recurrence), or
-- (classification) its mean training loss, or the test loss at its end, is above twenty
+- (classification) its median training loss, or the test loss at its end, is above twenty
   times the loss of guessing, 20 ln C (46 for 10 classes: the true class at a probability
   below 1e-20; a run starts at ln C = 2.3, and one that blows up goes to ~1e3 first).
+  The median, not the mean: a few exploding batches that the run recovers from (epochs
+  whose mean was 92-662 while the weights at their end were fine) are not a divergence.
 
 It then raises :class:`Diverged`, which leaves the loop before a diverged snapshot is
 written. ``train.train`` rolls back (``rollback``, the default): it records the event in
@@ -23,6 +25,9 @@ interval, with the learning rate times ``--rollback-factor`` (0.5), at most
 """
 import math
 
+import numpy as np
+
+import chainer
 from chainer import training
 
 from irnn_chainer.schedule import _tolerant
@@ -36,10 +41,11 @@ class Diverged(Exception):
     """The run diverged; ``reason`` in words, where (``epoch``, ``iteration``), and the
     trainer's elapsed time then."""
 
-    def __init__(self, reason, epoch, iteration, elapsed):
+    def __init__(self, reason, epoch, iteration, elapsed, figures=None):
         super(Diverged, self).__init__('training diverged in the interval ending at epoch %d '
                                        '(iteration %d): %s' % (epoch, iteration, reason))
         self.reason, self.epoch, self.iteration, self.elapsed = reason, epoch, iteration, elapsed
+        self.figures = figures or {}  # the interval's losses, for rollbacks.json
         self.root, self.distributed = True, False  # set by train._train
 
 
@@ -57,7 +63,7 @@ class DivergenceGuard(training.Extension):
 
     def _reset(self):
         self.n = self.skipped = self.nonfinite = 0
-        self.loss_sum = 0.0
+        self.losses = []  # the interval's finite training losses
 
     def verdict(self, test_loss=None):
         """Why this interval counts as diverged, or None (``test_loss``: the evaluation's at
@@ -73,11 +79,10 @@ class DivergenceGuard(training.Extension):
             return '%d of its %d updates had a non-finite gradient' % (self.skipped, self.n)
         if self.nonfinite * 2 > self.n:
             return '%d of its %d training losses were not finite' % (self.nonfinite, self.n)
-        finite = self.n - self.nonfinite
-        mean = self.loss_sum / finite if finite else float('nan')
-        if self.loss_limit is not None and mean > self.loss_limit:
-            return ('its mean training loss %.4g is above %g times that of guessing (%g ln C = %.3f)'
-                    % (mean, LOSS_FACTOR, LOSS_FACTOR, self.loss_limit))
+        median = float(np.median(self.losses)) if self.losses else float('nan')
+        if self.loss_limit is not None and median > self.loss_limit:
+            return ('its median training loss %.4g is above %g times that of guessing (%g ln C = %.3f)'
+                    % (median, LOSS_FACTOR, LOSS_FACTOR, self.loss_limit))
         return None
 
     def __call__(self, trainer):
@@ -87,7 +92,7 @@ class DivergenceGuard(training.Extension):
             value = float(getattr(loss, 'array', loss))
             self.n += 1
             if math.isfinite(value):
-                self.loss_sum += value
+                self.losses.append(value)
             else:
                 self.nonfinite += 1
             skipped = obs.get('skipped')
@@ -97,10 +102,13 @@ class DivergenceGuard(training.Extension):
             test = obs.get('validation/main/loss')
             test = float(getattr(test, 'array', test)) if test is not None else None
             reason = self.agree(self.verdict(test))
+            figures = {'updates': self.n, 'skipped': self.skipped, 'test_loss': test,
+                       'median_loss': float(np.median(self.losses)) if self.losses else None,
+                       'mean_loss': float(np.mean(self.losses)) if self.losses else None}
             self._reset()
             if reason:
                 u = trainer.updater
-                raise Diverged(reason, u.epoch, u.iteration, trainer.elapsed_time)
+                raise Diverged(reason, u.epoch, u.iteration, trainer.elapsed_time, figures)
 
     def serialize(self, serializer):
         if hasattr(self.judge, 'serialize'):
@@ -111,4 +119,11 @@ class DivergenceGuard(training.Extension):
         self.n = int(_tolerant(serializer, 'n', self.n))
         self.skipped = int(_tolerant(serializer, 'skipped', self.skipped))
         self.nonfinite = int(_tolerant(serializer, 'nonfinite', self.nonfinite))
-        self.loss_sum = float(_tolerant(serializer, 'loss_sum', self.loss_sum))
+        if isinstance(serializer, chainer.serializer.Deserializer):
+            try:
+                stored = serializer('losses', None)
+            except KeyError:  # a snapshot from before the median
+                stored = None
+            self.losses = [] if stored is None else [float(v) for v in np.asarray(stored).ravel()]
+        else:
+            serializer('losses', np.asarray(self.losses, dtype=np.float64))

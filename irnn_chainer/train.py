@@ -197,7 +197,7 @@ def _after_divergence(d, run_dir, cli, log):
     good = runfolder.last_good_snapshot(run_dir)
     event = {'epoch': d.epoch, 'iteration': d.iteration, 'reason': d.reason,
              'elapsed_time': d.elapsed, 'rolled_back_to': os.path.basename(good) if good else None,
-             'lr_factor': factor, 'action': action}
+             'lr_factor': factor, 'action': action, 'interval': d.figures}
     if action == 'stop' or good is None or len(events) >= limit or d.distributed:
         why = ('--on-divergence stop' if action == 'stop' else 'no snapshot to go back to' if good is None
                else 'no rollback under --communicator' if d.distributed

@@ -288,3 +288,24 @@ def test_a_presets_step_decay_gives_way_to_cosine():
     cfg = settings.resolve_config({'preset': 'fast', 'lr_schedule': 'cosine'})
     assert cfg['lr_decay'] is None and schedule.schedule_name(cfg) == 'cosine'
     assert schedule.schedule_name(settings.resolve_config({'preset': 'fast'})) in ('step', 'cosine', 'plateau', 'constant')
+
+
+def test_verdicts_by_hand():
+    g = recovery.DivergenceGuard(judge=lambda t: False, n_classes=10)
+    assert g.loss_limit == pytest.approx(20 * math.log(10))
+    # 100 updates, 3 of them exploding (loss 1e4): the mean is 302, the median 2.0: a run that
+    # recovers by itself is not rolled back
+    g.n, g.losses = 100, [2.0] * 97 + [1e4] * 3
+    assert np.mean(g.losses) > g.loss_limit and g.verdict(test_loss=1.9) is None
+    g.losses = [2.0] * 40 + [1e3] * 60  # most batches far above guessing
+    assert 'median training loss 1000' in g.verdict(test_loss=1.9)
+    g.losses = [2.0] * 100
+    assert 'test loss at its end is inf' in g.verdict(test_loss=float('inf'))
+    assert 'test loss at its end, 50' in g.verdict(test_loss=50.0)
+    g.skipped = 51
+    assert '51 of its 100 updates had a non-finite gradient' in g.verdict(test_loss=2.0)
+    g.skipped, g.nonfinite = 50, 51
+    assert '51 of its 100 training losses were not finite' in g.verdict(test_loss=2.0)
+    reg = recovery.DivergenceGuard(judge=lambda t: False, n_classes=None)  # regression: no limit
+    reg.n, reg.losses = 10, [1e6] * 10
+    assert reg.verdict(test_loss=1e6) is None
