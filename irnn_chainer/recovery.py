@@ -119,11 +119,8 @@ class DivergenceGuard(training.Extension):
         self.n = int(_tolerant(serializer, 'n', self.n))
         self.skipped = int(_tolerant(serializer, 'skipped', self.skipped))
         self.nonfinite = int(_tolerant(serializer, 'nonfinite', self.nonfinite))
-        if isinstance(serializer, chainer.serializer.Deserializer):
-            try:
-                stored = serializer('losses', None)
-            except KeyError:  # a snapshot from before the median
-                stored = None
+        if isinstance(serializer, chainer.serializer.Deserializer):  # None: the stored array, any length
+            stored = _tolerant(serializer, 'losses', None)  # absent before the median existed
             self.losses = [] if stored is None else [float(v) for v in np.asarray(stored).ravel()]
         else:
             serializer('losses', np.asarray(self.losses, dtype=np.float64))
