@@ -10,11 +10,15 @@ interval, so that no snapshot holds diverged weights:
 - more than half of its updates were skipped for a non-finite gradient, or
 - more than half of its training losses were non-finite, or
 - the test loss at its end is not finite (the weights overflow the recurrence), or
-- (classification) its median training loss, or the test loss at its end, is above twenty
-  times the loss of guessing, 20 ln C (46 for 10 classes: the true class at a probability
-  below 1e-20; a run starts at ln C = 2.3, and one that blows up goes to ~1e3 first).
+- (classification) its median training loss is above twenty times the loss of guessing,
+  20 ln C (46 for 10 classes: the true class at a probability below 1e-20; a run starts at
+  ln C = 2.3, and one that blows up goes to ~1e3 first).
   The median, not the mean: a few exploding batches that the run recovers from (epochs
   whose mean was 92-662 while the weights at their end were fine) are not a divergence.
+  A large but finite test loss alone is not one either: a run that overfits a small
+  training set is confidently wrong on its test set (160 examples, 60 epochs: test loss 57
+  at a training loss near 0), and the recipe IRNN once evaluated to 113 at a median
+  training loss of 0.34 and trained on fine.
 
 It then raises :class:`Diverged`, which leaves the loop before a diverged snapshot is
 written. ``train.train`` rolls back (``rollback``, the default): it records the event in
@@ -70,9 +74,6 @@ class DivergenceGuard(training.Extension):
         its end, when there was one)."""
         if test_loss is not None and not math.isfinite(test_loss):
             return 'the test loss at its end is %s' % test_loss
-        if test_loss is not None and self.loss_limit is not None and test_loss > self.loss_limit:
-            return ('the test loss at its end, %.4g, is above %g times that of guessing (%g ln C = %.3f)'
-                    % (test_loss, LOSS_FACTOR, LOSS_FACTOR, self.loss_limit))
         if not self.n:
             return None
         if self.skipped * 2 > self.n:
