@@ -168,7 +168,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
             return run_and_save(run, data, trainer)
         except recovery.Diverged as d:
             run_dir = held[0].path if held else out
-            resume, force, lr_factor = _after_divergence(d, run_dir, cli, log)
+            resume, force, lr_factor = _after_divergence(d, run_dir, log)
             out = run_dir
         except BaseException:
             for claim in held:  # refused before training began: a new run leaves nothing behind
@@ -179,15 +179,15 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
                 claim.release()
 
 
-def _after_divergence(d, run_dir, cli, log):
+def _after_divergence(d, run_dir, log):
     """Record a divergence in the run's rollbacks.json; return how to go on (resume from the
     last good snapshot, no --force, the rate factor), or raise the one-line error that ends
     the run (``--on-divergence stop``, no good snapshot yet, or no rollbacks left)."""
+    # config.json holds the run's resolved settings, flags given to this resume included
     cfg = runfolder.read_config(run_dir)
-    action = cli.get('on_divergence') or cfg.get('on_divergence', settings.DEFAULTS['on_divergence'])
-    limit = int(cli.get('max_rollbacks') if cli.get('max_rollbacks') is not None
-                else cfg.get('max_rollbacks', settings.DEFAULTS['max_rollbacks']))
-    factor = float(cfg.get('rollback_factor', settings.DEFAULTS['rollback_factor']))
+    setting = lambda key: settings.DEFAULTS[key] if cfg.get(key) is None else cfg[key]
+    action, limit, factor = (setting('on_divergence'), int(setting('max_rollbacks')),
+                             float(setting('rollback_factor')))
     path = os.path.join(run_dir, recovery.ROLLBACKS_FILE)
     events = (files.read_json(path, 'the run\'s rollbacks (a JSON object)').get('rollbacks', [])
               if os.path.exists(path) else [])
