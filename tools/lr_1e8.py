@@ -10,7 +10,10 @@ on real MNIST training batches of 16, from the initial weights of seed 0:
 - after --updates real SGD updates (the library's model and Chainer's SGD, float32), how
   many of the 100 diagonal entries differ from 1.0, and the largest change off the diagonal.
 
-    python tools/lr_1e8.py --data-dir ../shared/data/mnist
+    python tools/lr_1e8.py --data-dir ../shared/data/mnist [--permute]
+
+``--permute``: the pixels in the order of ``--permute`` runs of that seed (the library's
+permutation).
 """
 import argparse
 import gzip
@@ -24,6 +27,7 @@ import irnn_chainer  # noqa: E402,F401  (compat shims first)
 import chainer  # noqa: E402
 import chainer.functions as F  # noqa: E402
 
+from irnn_chainer import data as mnist  # noqa: E402
 from irnn_chainer.compat import api  # noqa: E402
 from irnn_chainer.model import IRNN  # noqa: E402
 
@@ -38,6 +42,7 @@ def main(argv=None):
     p.add_argument('--batches', type=int, default=20)
     p.add_argument('--updates', type=int, default=300)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--permute', action='store_true', help="permuted MNIST (the runs' permutation of --seed)")
     a = p.parse_args(argv)
     path = os.path.join(a.data_dir, 'train-images-idx3-ubyte.gz')
     if not os.path.exists(path):
@@ -46,9 +51,12 @@ def main(argv=None):
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.int32)
     with gzip.open(os.path.join(a.data_dir, 'train-labels-idx1-ubyte.gz')) as f:
         y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int32)
+    if a.permute:
+        x = mnist.apply_permutation(x, mnist.make_permutation(a.seed))
     rng = np.random.RandomState(a.seed)
     order = rng.permutation(len(x))
-    print('lr 1e-8, batch 16, real MNIST training batches, float32, seed %d' % a.seed)
+    print('lr 1e-8, batch 16, real %sMNIST training batches, float32, seed %d'
+          % ('permuted ' if a.permute else '', a.seed))
     for name, std, clip in SETTINGS:
         np.random.seed(a.seed)
         model = IRNN(n_units=100, init_std=std, impl='fused')
