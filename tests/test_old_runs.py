@@ -162,3 +162,35 @@ def test_the_committed_blog_run_loads_with_its_newest_weights():
     assert sorted(got) == NAMES['pixel-irnn-permuted']  # the gist's names
     for k, v in got.items():
         np.testing.assert_array_equal(v, saved['updater/model:main/predictor/' + k])
+
+
+def _finished_runs():
+    """results/ runs that reached their planned epochs, with their model.npz (the weights of
+    the last logged evaluation); the plain and identity RNNs (the LSTM's evaluation is slow)."""
+    found = []
+    for config in sorted(glob.glob(os.path.join(ROOT, 'results', '*', 'config.json'))):
+        run = os.path.dirname(config)
+        saved = json.load(open(config))
+        log = os.path.join(run, 'log')
+        if saved.get('model') == 'lstm' or not os.path.exists(os.path.join(run, 'model.npz')) \
+                or runfolder.snapshots(run) or not os.path.exists(log):
+            continue
+        last = json.load(open(log))[-1]
+        if saved.get('epoch') and last['epoch'] == saved['epoch'] and not saved.get('train_limit'):
+            found.append(os.path.basename(run))
+    return found
+
+
+@pytest.mark.parametrize('name', _finished_runs())
+def test_a_finished_run_in_results_evaluates_to_its_last_logged_accuracy(name):
+    """The committed weights of a finished run are the ones its log speaks of: evaluated on
+    the real MNIST test set, they give the log's last test accuracy and loss."""
+    data_dir = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
+    if not os.path.exists(os.path.join(data_dir, 't10k-images-idx3-ubyte.gz')):
+        pytest.skip('the real MNIST is not at %s' % data_dir)
+    run = os.path.join(ROOT, 'results', name)
+    last = json.load(open(os.path.join(run, 'log')))[-1]
+    r = evaluate_mod.evaluate(run, data_dir=data_dir, log=quiet)
+    assert os.path.basename(r['model']) == 'model.npz'
+    assert r['accuracy'] == pytest.approx(last['validation/main/accuracy'], abs=1.5e-4)  # 1 image
+    assert r['loss'] == pytest.approx(last['validation/main/loss'], rel=1e-4)
