@@ -303,6 +303,13 @@ def test_verdicts_by_hand():
     assert 'test loss at its end is inf' in g.verdict(test_loss=float('inf'))
     # a large finite test loss at a healthy training loss is overfitting, not divergence
     assert g.verdict(test_loss=50.0) is None and g.verdict(test_loss=113.3) is None
+    # a blow-up in the interval's last fifth: the median over all of it is fine, its end is not
+    g.losses = [2.0] * 80 + [2.2e7] * 20
+    assert np.median(g.losses) < g.loss_limit
+    assert 'median training loss of its last 10 updates, 2.2e+07' in g.verdict(test_loss=2.2e7)
+    g.losses = [0.01] * 100  # overfitting: near-zero training loss, a confidently wrong test set
+    assert g.verdict(test_loss=57.2) is None
+    g.losses = [2.0] * 100
     g.skipped = 51
     assert '51 of its 100 updates had a non-finite gradient' in g.verdict(test_loss=2.0)
     g.skipped, g.nonfinite = 50, 51
