@@ -3,21 +3,43 @@ combination that cannot work, each refused in one line."""
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
+from irnn_chainer import schedule
 from irnn_chainer import settings
 from irnn_chainer.errors import UsageError
 
 
-def test_fast_preset_carries_its_decay_and_flags_override_it():
+def test_fast_preset_carries_its_schedule_and_flags_override_it():
     cfg = settings.resolve_config({'preset': 'fast'})
-    assert (cfg['optimizer'], cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == ('rmsprop', 1e-4, 0.5, 8)
+    assert (cfg['optimizer'], cfg['lr'], cfg['lr_schedule'], cfg['lr_min'], cfg['h0_noise'], cfg['lr_decay']) \
+        == ('rmsprop', 1e-4, 'cosine', 1e-6, 0.1, None)
+    assert schedule.schedule_name(cfg) == 'cosine'
+    # an explicit step decay takes the place of the preset's cosine
     cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
     assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
+    assert schedule.schedule_name(cfg) == 'step'
+    cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 0.5})  # the preset until issue 19
+    assert (cfg['lr_decay'], cfg['lr_decay_every'], schedule.schedule_name(cfg)) == (0.5, 8, 'step')
     # the other presets do not decay
     assert settings.resolve_config({'preset': 'blog'})['lr_decay'] is None
-    # on permuted MNIST fast takes the rate that did not blow up there
+    assert schedule.schedule_name(settings.resolve_config({'preset': 'blog'})) == 'constant'
+    # on permuted MNIST fast takes the rate that did not blow up there, constant, no h_0 noise
     cfg = settings.resolve_config({'preset': 'fast', 'permute': True})
-    assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer']) == (3e-5, None, 'rmsprop')
+    assert (cfg['lr'], cfg['lr_decay'], cfg['optimizer'], cfg['h0_noise']) == (3e-5, None, 'rmsprop', 0.0)
+    assert schedule.schedule_name(cfg) == 'constant'
     assert settings.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
+
+
+def test_a_fast_run_made_before_the_preset_changed_resumes_as_it_was():
+    """A run saved by the code of the old ``fast`` (halving every 8 epochs, before
+    --lr-schedule and --h0-noise existed) keeps its step decay and gets no h_0 noise."""
+    old = dict(settings.DEFAULTS, preset='fast', optimizer='rmsprop', lr=1e-4, clip=1.0,
+               skip_nonfinite=True, lr_decay=0.5, lr_decay_every=8)
+    for key in ('lr_schedule', 'lr_min', 'lr_patience', 'h0_noise', 'on_divergence', 'max_rollbacks',
+                'rollback_factor'):
+        del old[key]
+    cfg = settings.resolve_config({}, old)
+    assert (cfg['lr_decay'], cfg['lr_decay_every'], cfg['h0_noise'], cfg['lr_schedule']) == (0.5, 8, 0.0, None)
+    assert schedule.schedule_name(cfg) == 'step'
 
 
 def test_blog_preset_is_the_blogs_own_run_and_paper_the_papers():
