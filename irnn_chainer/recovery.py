@@ -91,9 +91,10 @@ class DivergenceGuard(training.Extension):
         if median > self.loss_limit:
             return 'its median training loss %.4g is above %s' % (median, limit)
         tail = self.losses[-max(1, len(self.losses) // TAIL):]
-        if float(np.median(tail)) > self.loss_limit:
+        tail_median = float(np.median(tail))
+        if tail_median > self.loss_limit:
             return ('the median training loss of its last %d updates, %.4g, is above %s (it blew up '
-                    'late in the interval)' % (len(tail), float(np.median(tail)), limit))
+                    'late in the interval)' % (len(tail), tail_median, limit))
         return None
 
     def __call__(self, trainer):
