@@ -128,16 +128,22 @@ def summarise(run, window=5):
                            '(the training diverged; no projection)' % (s['final'], s['best'], at['epoch'],
                                                                       at['iteration']))
     elif paper is not None and s['best'] < paper:
-        k = min(window, len(log) - 1)
-        if k >= 1 and last.get('elapsed_time') and log[-1 - k].get('elapsed_time') is not None:
-            dt = last['elapsed_time'] - log[-1 - k]['elapsed_time']
-            gain = accs[-1] - accs[-1 - k]
-            if gain > 0 and dt > 0:
-                hours = (paper - accs[-1]) / (gain / dt) / 3600
-                s['projection'] = ('+%.2f points/h over the last %d evaluations; at that rate %.3g h more '
-                                   'to %.1f %% (a straight line: real curves flatten)' % (gain / dt * 3600, k, hours, paper))
+        # a least-squares slope over the run's last quarter (at least `window` intervals):
+        # two points a few evaluations apart make a noisy curve look like a steep one
+        k = min(max(window, len(log) // 4), len(log) - 1)
+        tail = [(r.get('elapsed_time'), a) for r, a in zip(log[-1 - k:], accs[-1 - k:])]
+        if k >= 1 and all(t is not None for t, _ in tail):
+            t0 = sum(t for t, _ in tail) / len(tail)
+            a0 = sum(a for _, a in tail) / len(tail)
+            var = sum((t - t0) ** 2 for t, _ in tail)
+            slope = sum((t - t0) * (a - a0) for t, a in tail) / var if var > 0 else 0.0
+            if slope > 0:
+                hours = (paper - accs[-1]) / slope / 3600
+                s['projection'] = ('+%.2f points/h over the last %d evaluations (least squares); at that '
+                                   'rate %.3g h more to %.1f %% (a straight line: real curves flatten)'
+                                   % (slope * 3600, k + 1, hours, paper))
             else:
-                s['projection'] = 'not improving over the last %d evaluations' % k
+                s['projection'] = 'not improving over the last %d evaluations' % (k + 1)
         else:
             s['projection'] = 'too few evaluations to project'
     return s

@@ -37,7 +37,7 @@ def test_report_table_plots_and_projection(tmp_path):
     assert (ra['model'], ra['task'], ra['paper']) == ('irnn', 'pixel', 97.0)
     assert ra['best'] == pytest.approx(70.0) and ra['final'] == pytest.approx(70.0)
     assert (ra['epochs'], ra['iterations']) == (3, 300)
-    # last 2 evaluations: +20 points in 7200 s = 10 points/h; 27 points to go -> 2.7 h
+    # the 3 evaluations lie on a line of +10 points per 3600 s; 27 points to go -> 2.7 h
     assert '+10.00 points/h' in ra['projection'] and '2.7 h more' in ra['projection']
     assert (rb['task'], rb['paper'], rb['best']) == ('permuted', 36.0, pytest.approx(40.0))
     assert rb['projection'] == ''  # above the paper's 36 %: nothing to project
@@ -46,6 +46,17 @@ def test_report_table_plots_and_projection(tmp_path):
     text = open(path).read()
     assert '| irnn-pixel | irnn | pixel |' in text and '97.00 %' in text and '70.00 %' in text
     assert 'accuracy.png' in text
+
+
+def test_a_noisy_plateau_is_not_projected_as_a_climb(tmp_path):
+    """A curve that rose, then jitters between 47 and 52 %: the last five evaluations
+    (47 -> 52) would read as a steep climb; the slope over the last quarter is flat."""
+    rise = [record(e, 0.02 * e, 60 * e) for e in range(1, 30)]
+    flat = [record(e, 0.52 if e % 2 == 0 else 0.47, 60 * e) for e in range(30, 41)]
+    d = make_run(tmp_path, 'blog', {'model': 'irnn', 'permute': False}, rise + flat)
+    _, rows = report.write_report([d], str(tmp_path / 'rep'))
+    # 40 evaluations: the last quarter is 10 intervals, 11 evaluations, symmetric about its middle
+    assert rows[0]['projection'] == 'not improving over the last 11 evaluations'
 
 
 def test_report_rejects_non_run(tmp_path):
