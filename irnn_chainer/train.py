@@ -183,11 +183,10 @@ def _after_divergence(d, run_dir, log):
     """Record a divergence in the run's rollbacks.json; return how to go on (resume from the
     last good snapshot, no --force, the rate factor), or raise the one-line error that ends
     the run (``--on-divergence stop``, no good snapshot yet, or no rollbacks left)."""
-    # config.json holds the run's resolved settings, flags given to this resume included
-    cfg = runfolder.read_config(run_dir)
-    setting = lambda key: settings.DEFAULTS[key] if cfg.get(key) is None else cfg[key]
-    action, limit, factor = (setting('on_divergence'), int(setting('max_rollbacks')),
-                             float(setting('rollback_factor')))
+    # config.json holds the run's resolved settings, flags given to this resume included;
+    # resolve_config fills in, as on a resume, what a run older than these settings lacks
+    cfg = settings.resolve_config({}, runfolder.read_config(run_dir))
+    action, limit, factor = cfg['on_divergence'], int(cfg['max_rollbacks']), float(cfg['rollback_factor'])
     path = os.path.join(run_dir, recovery.ROLLBACKS_FILE)
     events = (files.read_json(path, 'the run\'s rollbacks (a JSON object)').get('rollbacks', [])
               if os.path.exists(path) else [])
