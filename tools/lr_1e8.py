@@ -16,7 +16,6 @@ on real MNIST training batches of 16, from the initial weights of seed 0:
 permutation).
 """
 import argparse
-import gzip
 import os
 import sys
 
@@ -44,13 +43,11 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--permute', action='store_true', help="permuted MNIST (the runs' permutation of --seed)")
     a = p.parse_args(argv)
-    path = os.path.join(a.data_dir, 'train-images-idx3-ubyte.gz')
-    if not os.path.exists(path):
-        sys.exit('lr_1e8.py: expected the MNIST IDX files in %s, got no %s' % (a.data_dir, path))
-    with gzip.open(path) as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.int32)
-    with gzip.open(os.path.join(a.data_dir, 'train-labels-idx1-ubyte.gz')) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int32)
+    try:
+        x, y, _, _ = mnist.load_idx_dir(a.data_dir)
+    except mnist.DataError as e:
+        sys.exit('lr_1e8.py: %s' % e)
+    x = x.astype(np.int32)
     if a.permute:
         x = mnist.apply_permutation(x, mnist.make_permutation(a.seed))
     rng = np.random.RandomState(a.seed)
