@@ -194,6 +194,11 @@ def _after_divergence(d, run_dir, log):
         raise files.FileError('%s: expected a list of rollbacks under "rollbacks", found %s'
                               % (path, type(events).__name__))
     good = runfolder.last_good_snapshot(run_dir)
+    if good and events and events[-1].get('rolled_back_to') == os.path.basename(good) \
+            and events[-1].get('action') == 'rollback':
+        # back to the same snapshot without a good interval since: its resume is exact, so
+        # the same rate would repeat the same divergence; lower the last rollback's rate
+        factor *= float(events[-1].get('lr_factor', 1.0))
     event = {'epoch': d.epoch, 'iteration': d.iteration, 'reason': d.reason,
              'elapsed_time': d.elapsed, 'rolled_back_to': os.path.basename(good) if good else None,
              'lr_factor': factor, 'action': action, 'interval': d.figures}

@@ -226,6 +226,28 @@ def test_a_run_that_keeps_diverging_stops_with_one_line(tmp_path):
     assert [ev['action'] for ev in events] == ['stop']
 
 
+def test_rollbacks_to_the_same_snapshot_lower_the_rate_each_time(tmp_path):
+    """A resume is exact, so a second rollback to the same snapshot at the same rate would
+    repeat the first's divergence: each one lowers the rate again (1e-3 -> 5e-4 -> 2.5e-4)."""
+    out = str(tmp_path / 'run')
+    cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, optimizer='rmsprop', lr=1e-3)
+
+    class Twice(Overflow):  # the first two times iteration 5 is reached
+        count = 0
+
+        def __call__(self, trainer):
+            if trainer.updater.iteration == 5 and Twice.count < 2:
+                Twice.count += 1
+                W = trainer.updater.get_optimizer('main').target.predictor.h_to_h.W
+                W.array[...] = 1.5 * np.eye(W.shape[0], dtype=W.dtype)
+    t = train_mod.train(cfg, out, progress=False, log=quiet, extra_extensions=[Twice(0)])
+    events = json.load(open(os.path.join(out, recovery.ROLLBACKS_FILE)))['rollbacks']
+    assert [(e['rolled_back_to'], e['lr_factor']) for e in events] == \
+        [('snapshot_iter_4', 0.5), ('snapshot_iter_4', 0.25)]
+    assert t.updater.iteration == 12
+    assert t.updater.get_optimizer('main').lr == pytest.approx(2.5e-4)
+
+
 def test_stop_and_max_rollbacks(tmp_path):
     out = str(tmp_path / 'run')
     cfg = dict(SMALL, iteration=12, log_interval=2, skip_nonfinite=True, max_rollbacks=2)
