@@ -1,7 +1,9 @@
 """``irnn-chainer report RUN_DIR ...``: compare runs with each other and with the paper.
 
-Reads each run's ``config.json`` and ``log``; writes ``report.md``, ``accuracy.png`` and
-``loss.png`` (test curves against epochs AND iterations, all runs overlaid).
+Reads each run's ``config.json`` and ``log``; writes ``report.md``, ``table.png`` (the
+curves of the runs in the paper's table: one panel per task, one colour per model, one line
+style per setting) and ``accuracy.png`` / ``loss.png`` (every run's test curves), each
+against epochs AND iterations.
 """
 import json
 import os
@@ -44,24 +46,38 @@ def _cell_run(s):
         s['best'], s['epochs'], s['iterations'], _fmt_time(s['time']), after, more, s['name'])
 
 
+def table_cells(rows):
+    """{(model, task, kind): the summary of the run in that cell}: for 'paper' and 'ours'
+    the best run of that kind (highest best test accuracy), for 'blog' every blog run."""
+    cells = {}
+    for r in rows:
+        if not r.get('kind') or r['best'] is None or r['model'] not in dict(TABLE_ROWS):
+            continue
+        key = (r['model'], r['task'], r['kind'])
+        if r['kind'] == 'blog':
+            cells.setdefault(key, []).append(r)
+        elif key not in cells or r['best'] > cells[key]['best']:
+            cells[key] = r
+    return cells
+
+
 def paper_table(rows):
     """The paper's table reproduced: one row per model, per task 'paper / ours under the
     paper's setting / ours with our recipe' (the best run of each kind, its length)."""
+    chosen = table_cells(rows)
     lines = ['| model | pixel MNIST: paper / ours, paper\'s setting / ours, our recipe '
              '| permuted MNIST: paper / ours, paper\'s setting / ours, our recipe |', '|---|---|---|']
     for model, title in TABLE_ROWS:
         cells = []
         for task in TASKS:
-            mine = [r for r in rows if r['model'] == model and r['task'] == task and r.get('kind')]
             paper = PAPER.get((model, task))
             parts = ['%.1f %%' % paper if paper is not None else 'not reported']
             for kind in ('paper', 'ours'):
-                runs = [r for r in mine if r['kind'] == kind and r['best'] is not None]
-                best = max(runs, key=lambda r: r['best']) if runs else None
+                best = chosen.get((model, task, kind))
                 parts.append(_cell_run(best) if best else 'not run yet')
             cells.append(' / '.join(parts))
         lines.append('| %s | %s | %s |' % (title, cells[0], cells[1]))
-    blog = [r for r in rows if r.get('kind') == 'blog' and r['best'] is not None]
+    blog = [r for task in TASKS for r in chosen.get(('irnn', task, 'blog'), [])]
     if blog:
         lines += ['', 'Beside the paper-setting IRNN, the 2015 blog\'s own setting (SGD 1e-8, N(0, 0.01), no '
                   'clipping): ' + '; '.join('%s %s' % (r['task'], _cell_run(r)) for r in blog) + '.']
@@ -189,32 +205,98 @@ def _summarise_regression(run):
     return s
 
 
-def plot(runs, out_dir):
+# table.png: a colour per model, a line style per column of the table
+MODEL_COLOURS = {'irnn': 'tab:red', 'lstm': 'tab:blue', 'rnn-tanh': 'tab:green', 'rnn-relu': 'tab:purple'}
+KIND_STYLES = {'ours': '-', 'paper': '--', 'blog': ':'}
+KIND_WORDS = {'ours': 'our recipe', 'paper': "paper's setting", 'blog': "the blog's setting"}
+
+
+def _pyplot():
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, out_dir, fname):
+    path = os.path.join(out_dir, fname)
+    fig.savefig(path + '.tmp.png', dpi=90, bbox_inches='tight')
+    os.replace(path + '.tmp.png', path)
+    return path
+
+
+def plot_table(runs, rows, out_dir):
+    """table.png: the test accuracy of each run in the paper's table, pixel and permuted side
+    by side, against epochs (top) and updates (bottom); the paper's figure as a thin line in
+    the model's colour. Returns the path and the curves drawn: (run, colour, style)."""
+    plt = _pyplot()
+    log_of = {id(s): run['log'] for run, s in zip(runs, rows)}
+    chosen = table_cells(rows)
+    drawn = []
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharey=True)
+    for col, task in enumerate(TASKS):
+        for model, title in TABLE_ROWS:
+            colour = MODEL_COLOURS[model]
+            for kind in ('ours', 'paper', 'blog'):
+                cell = chosen.get((model, task, kind))
+                for s in (cell if isinstance(cell, list) else [cell] if cell else []):
+                    log = log_of[id(s)]
+                    ys = [100 * r['validation/main/accuracy'] for r in log]
+                    label = '%s, %s (%s)' % (title, KIND_WORDS[kind], s['name'])
+                    for row, xkey in enumerate(('epoch', 'iteration')):
+                        axes[row][col].plot([r[xkey] for r in log], ys, color=colour,
+                                            linestyle=KIND_STYLES[kind], label=label)
+                    drawn.append((s['name'], colour, KIND_STYLES[kind]))
+            paper = PAPER.get((model, task))
+            if paper is not None:
+                for row in (0, 1):
+                    axes[row][col].axhline(paper, color=colour, linewidth=0.8, alpha=0.5)
+        for row, xlabel in enumerate(('epoch', 'iteration (update)')):
+            ax = axes[row][col]
+            ax.set_title('%s MNIST' % task)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel('test accuracy (%)')
+            ax.set_ylim(0, 100)
+            ax.grid(True, alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc='lower right')
+    fig.suptitle("The paper's table: solid = our recipe, dashed = the paper's setting, dotted = the "
+                 "blog's; thin lines = the paper's figures")
+    fig.tight_layout()
+    path = _save(fig, out_dir, 'table.png')
+    plt.close(fig)
+    return path, drawn
+
+
+def plot(runs, out_dir):
+    """accuracy.png and loss.png: every run, a colour and line style of its own (20 colours
+    x 3 styles before one repeats), the legend beside the panels."""
+    plt = _pyplot()
+    colours = plt.get_cmap('tab20').colors
     paths = []
     for key, label, fname in (('validation/main/accuracy', 'test accuracy', 'accuracy.png'),
                               ('validation/main/loss', 'test loss', 'loss.png')):
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        for run in runs:
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+        for i, run in enumerate(runs):
             if not run['log'] or key not in run['log'][-1]:
                 continue
             ys = [r[key] * (100 if 'accuracy' in key else 1) for r in run['log']]
+            style = dict(color=colours[i % 20], linestyle=('-', '--', ':')[(i // 20) % 3])
             for ax, xkey in zip(axes, ('epoch', 'iteration')):
-                ax.plot([r[xkey] for r in run['log']], ys, marker='.', label=run['name'])
+                ax.plot([r[xkey] for r in run['log']], ys, label=run['name'], **style)
         for ax, xkey in zip(axes, ('epoch', 'iteration (update, step)')):
             ax.set_xlabel(xkey)
             ax.set_ylabel(label + (' (%)' if 'accuracy' in key else ''))
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.suptitle('%s against epochs and iterations' % label)
+            if 'loss' in key:
+                ax.set_yscale('log')  # diverged runs reach 1e7; the healthy ones sit near 0.1-2.3
+        handles, names = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, names, loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8)
+        fig.suptitle('%s against epochs and iterations, every run' % label)
         fig.tight_layout()
-        path = os.path.join(out_dir, fname)
-        fig.savefig(path + '.tmp.png', dpi=90)
-        os.replace(path + '.tmp.png', path)
+        paths.append(_save(fig, out_dir, fname))
         plt.close(fig)
-        paths.append(path)
     return paths
 
 
@@ -224,8 +306,9 @@ def write_report(run_dirs, out_dir):
         raise ReportError('-o %s is a run folder (it has config.json): the report would write over '
                           'its accuracy.png and loss.png; choose another folder' % out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    plot(runs, out_dir)
     rows = [summarise(r) for r in runs]
+    plot(runs, out_dir)
+    plot_table(runs, rows, out_dir)
 
     def pct(v):
         return '-' if v is None else '%.2f %%' % v
@@ -236,6 +319,8 @@ def write_report(run_dirs, out_dir):
              'our recipe (the best of the other runs), each with its epochs, updates and training time.',
              '']
     lines += paper_table(rows)
+    lines += ['', 'The test accuracy of the runs in the table, against epochs and updates:', '',
+              '![the paper\'s table](table.png)']
     lines += ['', '## Every run', '',
              'Test accuracy and loss against epochs and iterations (one iteration = one update '
              'from one mini-batch):', '', '![accuracy](accuracy.png)', '', '![loss](loss.png)', '',

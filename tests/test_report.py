@@ -113,3 +113,8 @@ def test_report_opens_with_the_papers_table(tmp_path):
         '2.0 h, of 4 planned: continues (its snapshot is kept); `lstm-perm`) / not run yet |')
     assert lines['| RNN + ReLU'].startswith('| RNN + ReLU | not reported / not run yet')
     assert 'the 2015 blog\'s own setting' in text and '11.00 % (1 epochs, 100 updates, 50.0 min' in text
+    # table.png draws exactly the runs in the table: the model's colour, the column's style
+    assert os.path.exists(os.path.join(str(tmp_path / 'rep'), 'table.png')) and '![the paper\'s table](table.png)' in text
+    _, drawn = report.plot_table([report.load_run(d) for d in runs], rows, str(tmp_path / 'rep'))
+    assert sorted(drawn) == sorted([('ours-a', 'tab:red', '-'), ('paper-irnn-pixel', 'tab:red', '--'),
+                                    ('blog', 'tab:red', ':'), ('lstm-perm', 'tab:blue', '--')])
