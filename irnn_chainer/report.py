@@ -220,8 +220,7 @@ def _pyplot():
 
 def _save(fig, out_dir, fname):
     path = os.path.join(out_dir, fname)
-    fig.savefig(path + '.tmp.png', dpi=90, bbox_inches='tight')
-    os.replace(path + '.tmp.png', path)
+    files.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=90, bbox_inches='tight'), suffix='.png')
     return path
 
 
