@@ -47,8 +47,9 @@ def _cell_run(s):
 
 
 def table_cells(rows):
-    """{(model, task, kind): the summary of the run in that cell}: for 'paper' and 'ours'
-    the best run of that kind (highest best test accuracy), for 'blog' every blog run."""
+    """{(model, task, kind): [the summaries of the runs shown in that cell]}: for 'paper'
+    and 'ours' the best run of that kind (highest best test accuracy), for 'blog' every
+    blog run."""
     cells = {}
     for r in rows:
         if not r.get('kind') or r['best'] is None or r['model'] not in dict(TABLE_ROWS):
@@ -56,8 +57,8 @@ def table_cells(rows):
         key = (r['model'], r['task'], r['kind'])
         if r['kind'] == 'blog':
             cells.setdefault(key, []).append(r)
-        elif key not in cells or r['best'] > cells[key]['best']:
-            cells[key] = r
+        elif key not in cells or r['best'] > cells[key][0]['best']:
+            cells[key] = [r]
     return cells
 
 
@@ -74,7 +75,7 @@ def paper_table(rows):
             parts = ['%.1f %%' % paper if paper is not None else 'not reported']
             for kind in ('paper', 'ours'):
                 best = chosen.get((model, task, kind))
-                parts.append(_cell_run(best) if best else 'not run yet')
+                parts.append(_cell_run(best[0]) if best else 'not run yet')
             cells.append(' / '.join(parts))
         lines.append('| %s | %s | %s |' % (title, cells[0], cells[1]))
     blog = [r for task in TASKS for r in chosen.get(('irnn', task, 'blog'), [])]
@@ -237,8 +238,7 @@ def plot_table(runs, rows, out_dir):
         for model, title in TABLE_ROWS:
             colour = MODEL_COLOURS[model]
             for kind in ('ours', 'paper', 'blog'):
-                cell = chosen.get((model, task, kind))
-                for s in (cell if isinstance(cell, list) else [cell] if cell else []):
+                for s in chosen.get((model, task, kind), []):
                     log = log_of[id(s)]
                     ys = [100 * r['validation/main/accuracy'] for r in log]
                     label = '%s, %s (%s)' % (title, KIND_WORDS[kind], s['name'])
