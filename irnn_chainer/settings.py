@@ -61,9 +61,10 @@ PRESETS = {
              'lr_decay_every': 8},  # with --lr-decay 0.5: the old fast, halving every 8 epochs
 }
 # ``fast`` on permuted MNIST: lr 1e-4 blew up there after 12 epochs (with or without
-# skipping non-finite updates); a constant 3e-5 climbed steadily to 80 % (README), ahead of
-# the cosine recipe with h_0 noise 0.01 (78.6 % in 100 epochs).
-FAST_PERMUTED = {'lr': 3e-5, 'lr_schedule': None, 'lr_min': 0.0, 'h0_noise': 0.0}
+# skipping non-finite updates), so the cosine starts at half of it, 5e-5, and ends lower,
+# at 1e-7, with h_0 noise 0.01 (Wang et al.'s permuted sigma): 87.18 % in 100 epochs, no
+# rollback, where a constant 3e-5 reached 80.1 % and 86.5 % after a 50-epoch fine-tune.
+FAST_PERMUTED = {'lr': 5e-5, 'lr_schedule': 'cosine', 'lr_min': 1e-7, 'h0_noise': 0.01}
 OPTIMIZERS = ('sgd', 'momentum', 'rmsprop', 'adam')
 
 def resolve_config(cli, saved=None):
