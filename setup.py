@@ -40,6 +40,9 @@ setup(
         'chainer>=1.0,<=7.8.1',
         'numpy',
         'matplotlib',
+        # --threads N caps NumPy's BLAS too (kernels/threads.py): OpenBLAS otherwise starts a
+        # thread per core, and two runs side by side fight over the cores
+        'threadpoolctl>=3',
     ],
     extras_require={
         # CuPy for --gpu with its CUDA libraries (cuBLAS, NVRTC, ...) from PyPI: without

@@ -138,9 +138,9 @@ def add_train_arguments(p):
 
 def add_threads_argument(p):
     p.add_argument('--threads', type=_positive_int, metavar='N',
-                   help='threads of the C kernels (default: env IRNN_THREADS, else the cores this '
-                        'process may use; 1 per process under --communicator); results are the '
-                        'same for any N')
+                   help='threads of the C kernels, and at most N for the BLAS under NumPy (default: '
+                        'env IRNN_THREADS, else the cores this process may use, BLAS uncapped; 1 '
+                        'per process under --communicator); the kernels give the same results for any N')
 
 
 def _layers(text):
@@ -379,7 +379,9 @@ def set_threads(args):
     if n is None and getattr(args, 'communicator', None) and not os.environ.get(threads.ENV, '').strip():
         n = 1
     threads.set_threads(n)
-    threads.get_threads()  # a bad IRNN_THREADS is refused here, before any work
+    chosen = threads.get_threads()  # a bad IRNN_THREADS is refused here, before any work
+    if n is not None or os.environ.get(threads.ENV, '').strip():
+        threads.limit_blas(chosen)  # else OpenBLAS takes every core beside the kernels' threads
 
 
 def cmd_report(args):

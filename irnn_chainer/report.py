@@ -16,6 +16,8 @@ PAPER = {
     ('lstm', 'pixel'): 65.0, ('lstm', 'permuted'): 36.0,
     ('rnn-tanh', 'pixel'): 35.0, ('rnn-tanh', 'permuted'): 35.0,
 }
+# Test accuracy (%) of a guess among MNIST's 10 classes (the runs the paper's numbers apply to).
+CHANCE = 10.0
 
 
 # The paper's table: its rows, the models' names in it, and which runs fill each cell.
@@ -139,11 +141,23 @@ def summarise(run, window=5):
     last = log[-1]
     s.update(best=max(accs), final=accs[-1], epochs=last['epoch'], iterations=last['iteration'],
              time=last.get('elapsed_time'))
+    planned_iters = cfg.get('iteration') or (cfg['epoch'] * cfg['per_epoch'] if cfg.get('epoch') and
+                                              cfg.get('per_epoch') else None)
+    finished = ((planned_iters is not None and last['iteration'] >= planned_iters) or
+                (planned_iters is None and cfg.get('epoch') is not None and last['epoch'] >= cfg['epoch']))
     if paper is not None and s['best'] < paper and s['final'] < s['best'] - 10:
         at = log[accs.index(s['best'])]
-        s['projection'] = ('collapsed: final %.2f %% against the best %.2f %% at epoch %s, iteration %s '
-                           '(the training diverged; no projection)' % (s['final'], s['best'], at['epoch'],
-                                                                      at['iteration']))
+        # near chance (10 classes) the recurrence has blown up; higher, it may be a dip at a high rate
+        s['projection'] = ('%s: final %.2f %% against the best %.2f %% at epoch %s, iteration %s (%s; '
+                           'no projection)' % (
+                               'collapsed' if s['final'] < CHANCE + 5 else 'dropped', s['final'], s['best'],
+                               at['epoch'], at['iteration'],
+                               'at chance: the training diverged' if s['final'] < CHANCE + 5 else
+                               '%.1f points below its best' % (s['best'] - s['final'])))
+    elif paper is not None and s['best'] < paper and finished:
+        # its schedule is spent: a slope over its last, smallest steps says nothing of more epochs
+        s['projection'] = ('finished %.2f points below the paper\'s %.1f %% (no projection: its schedule '
+                           'is over)' % (paper - s['best'], paper))
     elif paper is not None and s['best'] < paper:
         # a least-squares slope over the run's last quarter (at least `window` intervals):
         # two points a few evaluations apart make a noisy curve look like a steep one

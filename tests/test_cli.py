@@ -78,6 +78,43 @@ def test_console_script_matches_module():
     assert p.returncode == 0 and 'chainer' in p.stdout
 
 
+# Python run in a child process: a training run (or info) through cli.main, then the BLAS
+# libraries' own thread counts as OpenBLAS reports them (threadpoolctl asks the library).
+_BLAS_AFTER = '''
+import json, sys, threadpoolctl
+from irnn_chainer import cli
+code = cli.main(sys.argv[1:])
+print(json.dumps([code] + [i['num_threads'] for i in threadpoolctl.threadpool_info()
+                           if i.get('user_api') == 'blas']))
+'''
+
+
+@pytest.mark.parametrize('args, env, expected', [
+    (['--threads', '1'], {}, 1),             # a chosen count caps the BLAS too
+    ([], {'IRNN_THREADS': '1'}, 1),
+    ([], {}, 2),                             # nothing chosen: the BLAS keeps its own count
+])
+def test_a_chosen_thread_count_caps_numpys_blas(tmp_path, args, env, expected):
+    e = dict(os.environ)
+    e.pop('IRNN_THREADS', None)
+    e.update(OPENBLAS_NUM_THREADS='2', **env)  # 2 to begin with, whatever the cores
+    argv = ['train', '--dataset', 'embedded', '--train-limit', '32', '--test-limit', '20', '--unit', '8',
+            '--model', 'lstm', '--iteration', '2', '--no-progress', '-o', str(tmp_path / 'run')] + args
+    p = subprocess.run([sys.executable, '-c', _BLAS_AFTER] + argv, cwd=ROOT, env=e, timeout=600,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 0, p.stderr
+    reported = json.loads(p.stdout.strip().splitlines()[-1])
+    assert reported[0] == 0 and len(reported) > 1, reported  # trained; NumPy's BLAS was found
+    assert set(reported[1:]) == {expected}, reported
+
+
+def test_info_names_the_blas_thread_count():
+    code, out, err = run('info', env={'IRNN_THREADS': '1', 'OPENBLAS_NUM_THREADS': '2'})
+    assert code == 0, err
+    line = [l for l in out.splitlines() if l.startswith('threads')][0]
+    assert line.startswith('threads  1 (from IRNN_THREADS') and 'BLAS under NumPy: openblas 1' in line, line
+
+
 # ---------------------------------------------------------------------- flags (issue 15, group 5)
 
 def in_process(capsys, *argv):

@@ -81,7 +81,27 @@ def test_report_names_a_collapsed_run_instead_of_projecting(tmp_path):
     d = make_run(tmp_path, 'blew-up', {'model': 'irnn', 'permute': True},
                  [record(1, 0.50, 100), record(2, 0.59, 200), record(3, 0.13, 300), record(4, 0.19, 400)])
     _, rows = report.write_report([d], str(tmp_path / 'rep'))
-    assert rows[0]['projection'].startswith('collapsed: final 19.00 % against the best 59.00 % at epoch 2')
+    assert rows[0]['projection'] == ('dropped: final 19.00 % against the best 59.00 % at epoch 2, iteration 200 '
+                                     '(40.0 points below its best; no projection)')
+    d = make_run(tmp_path, 'at-chance', {'model': 'irnn', 'permute': True},
+                 [record(1, 0.50, 100), record(2, 0.59, 200), record(3, 0.098, 300)])
+    _, rows = report.write_report([d], str(tmp_path / 'rep2'))
+    assert rows[0]['projection'] == ('collapsed: final 9.80 % against the best 59.00 % at epoch 2, iteration 200 '
+                                     '(at chance: the training diverged; no projection)')
+
+
+def test_a_finished_run_below_the_paper_is_not_projected(tmp_path):
+    """Its schedule is spent: the slope of its last, smallest steps says nothing of more
+    epochs. The same log with epochs still planned is projected."""
+    log = [record(e, 0.90 + 0.01 * e, 3600 * e) for e in range(1, 6)]
+    done = make_run(tmp_path, 'done', {'model': 'irnn', 'epoch': 5, 'per_epoch': 100}, log)
+    going = make_run(tmp_path, 'going', {'model': 'irnn', 'epoch': 9, 'per_epoch': 100}, log)
+    by_iters = make_run(tmp_path, 'by-iters', {'model': 'irnn', 'iteration': 500}, log)
+    _, rows = report.write_report([done, going, by_iters], str(tmp_path / 'rep'))
+    assert rows[0]['projection'] == "finished 2.00 points below the paper's 97.0 % (no projection: its schedule is over)"
+    # +1 point an hour, 2 points to go
+    assert rows[1]['projection'].startswith('+1.00 points/h over the last 5 evaluations') and '2 h more' in rows[1]['projection']
+    assert rows[2]['projection'] == rows[0]['projection']
 
 
 def test_report_opens_with_the_papers_table(tmp_path):

@@ -5,11 +5,19 @@ container limits are honoured. ``IRNN_THREADS=N`` in the environment or ``--thre
 (:func:`set_threads`, which wins) override it; under ``--communicator`` every MPI process
 takes one thread unless told otherwise (train.py). The kernels give the same bits for any
 thread count: it changes speed only.
+
+A count that was chosen (``--threads``, ``IRNN_THREADS``, or the one thread per MPI process)
+caps the BLAS library under NumPy too (:func:`limit_blas`, through threadpoolctl): the dense
+layers outside the kernels (the output layer, the LSTM's input-to-gate product) and the stepwise
+path multiply matrices there, and OpenBLAS starts a thread per core for them. Two such runs
+side by side on 2 cores were four busy threads: the LSTM ran at 10.0 updates/s and the IRNN
+beside it at 43.6; with the LSTM's BLAS held to one thread, 14.6 and 56.4.
 """
 import os
 
 ENV = 'IRNN_THREADS'
 _chosen = None  # set_threads(); None: environment or default
+_blas_limit = None  # limit_blas()'s threadpoolctl handle, kept so that the cap holds
 
 
 def available():
@@ -37,6 +45,31 @@ def set_threads(n):
     _chosen = None if n is None else parse(n, '--threads')
 
 
+def limit_blas(n):
+    """Cap the BLAS libraries loaded in this process at ``n`` threads, for the process's life.
+    Returns the libraries capped, as threadpoolctl describes them (an empty list where
+    threadpoolctl is not installed: the version matrix's bare venvs)."""
+    global _blas_limit
+    import numpy  # noqa: F401  (threadpoolctl caps only the libraries already loaded)
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    _blas_limit = threadpoolctl.threadpool_limits(limits=n, user_api='blas')
+    return [i for i in threadpoolctl.threadpool_info() if i.get('user_api') == 'blas']
+
+
+def blas_threads():
+    """Thread counts of the loaded BLAS libraries (by library name), or None without threadpoolctl."""
+    import numpy  # noqa: F401
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return {i.get('internal_api', '?'): i['num_threads'] for i in threadpoolctl.threadpool_info()
+            if i.get('user_api') == 'blas'}
+
+
 def get_threads():
     """The thread count the kernels use now."""
     if _chosen is not None:
@@ -56,4 +89,7 @@ def describe():
         why = 'from %s' % ENV
     else:
         why = 'the cores this process may use'
-    return '%d (%s; %d available)' % (n, why, available())
+    blas = blas_threads()
+    return '%d (%s; %d available); BLAS under NumPy: %s' % (
+        n, why, available(), 'threadpoolctl not installed, not capped' if blas is None else
+        ', '.join('%s %d' % kv for kv in sorted(blas.items())) or 'none loaded')
