@@ -154,10 +154,11 @@ def summarise(run, window=5):
                                at['epoch'], at['iteration'],
                                'at chance: the training diverged' if s['final'] < CHANCE + 5 else
                                '%.1f points below its best' % (s['best'] - s['final'])))
-    elif paper is not None and s['best'] < paper and finished:
-        # its schedule is spent: a slope over its last, smallest steps says nothing of more epochs
-        s['projection'] = ('finished %.2f points below the paper\'s %.1f %% (no projection: its schedule '
-                           'is over)' % (paper - s['best'], paper))
+    elif paper is not None and s['best'] < paper and finished and _decays(cfg):
+        # its rate has decayed to its end: the slope of its last, smallest steps says nothing
+        # of more epochs (a constant-rate run that stopped is still projected)
+        s['projection'] = ('finished %.2f points below the paper\'s %.1f %% (no projection: its rate '
+                           'has decayed to its end)' % (paper - s['best'], paper))
     elif paper is not None and s['best'] < paper:
         # a least-squares slope over the run's last quarter (at least `window` intervals):
         # two points a few evaluations apart make a noisy curve look like a steep one
@@ -180,8 +181,16 @@ def summarise(run, window=5):
     return s
 
 
+def _schedule_kind(cfg):
+    return cfg.get('lr_schedule') or ('step' if cfg.get('lr_decay') else 'constant')
+
+
+def _decays(cfg):
+    return _schedule_kind(cfg) != 'constant'
+
+
 def _schedule_words(cfg):
-    kind = cfg.get('lr_schedule') or ('step' if cfg.get('lr_decay') else 'constant')
+    kind = _schedule_kind(cfg)
     if kind == 'step':
         return ' x %g every %d epochs' % (cfg['lr_decay'], cfg.get('lr_decay_every', 10))
     if kind == 'cosine':

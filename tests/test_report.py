@@ -90,18 +90,22 @@ def test_report_names_a_collapsed_run_instead_of_projecting(tmp_path):
                                      '(at chance: the training diverged; no projection)')
 
 
-def test_a_finished_run_below_the_paper_is_not_projected(tmp_path):
-    """Its schedule is spent: the slope of its last, smallest steps says nothing of more
-    epochs. The same log with epochs still planned is projected."""
+def test_a_finished_decayed_run_below_the_paper_is_not_projected(tmp_path):
+    """Its rate has decayed to its end: the slope of its last, smallest steps says nothing of
+    more epochs. The same log with epochs still planned, or at a constant rate, is projected."""
     log = [record(e, 0.90 + 0.01 * e, 3600 * e) for e in range(1, 6)]
-    done = make_run(tmp_path, 'done', {'model': 'irnn', 'epoch': 5, 'per_epoch': 100}, log)
-    going = make_run(tmp_path, 'going', {'model': 'irnn', 'epoch': 9, 'per_epoch': 100}, log)
-    by_iters = make_run(tmp_path, 'by-iters', {'model': 'irnn', 'iteration': 500}, log)
-    _, rows = report.write_report([done, going, by_iters], str(tmp_path / 'rep'))
-    assert rows[0]['projection'] == "finished 2.00 points below the paper's 97.0 % (no projection: its schedule is over)"
+    cosine = {'model': 'irnn', 'lr_schedule': 'cosine', 'per_epoch': 100}
+    done = make_run(tmp_path, 'done', dict(cosine, epoch=5), log)
+    going = make_run(tmp_path, 'going', dict(cosine, epoch=9), log)
+    by_iters = make_run(tmp_path, 'by-iters', {'model': 'irnn', 'lr_decay': 0.5, 'iteration': 500}, log)
+    constant = make_run(tmp_path, 'constant', {'model': 'irnn', 'epoch': 5, 'per_epoch': 100}, log)
+    _, rows = report.write_report([done, going, by_iters, constant], str(tmp_path / 'rep'))
+    assert rows[0]['projection'] == ("finished 2.00 points below the paper's 97.0 % (no projection: its rate "
+                                     "has decayed to its end)")
     # +1 point an hour, 2 points to go
     assert rows[1]['projection'].startswith('+1.00 points/h over the last 5 evaluations') and '2 h more' in rows[1]['projection']
     assert rows[2]['projection'] == rows[0]['projection']
+    assert rows[3]['projection'] == rows[1]['projection']
 
 
 def test_report_opens_with_the_papers_table(tmp_path):
