@@ -85,6 +85,9 @@ def add_train_arguments(p):
     p.add_argument('--h0-noise', type=_non_negative_float, metavar='SIGMA',
                    help='Gaussian noise of std SIGMA on h_0 while training (default 0; evaluation starts '
                    'from h_0 = 0); irnn, rnn-relu, rnn-tanh')
+    p.add_argument('--identity-decay', type=_non_negative_float, metavar='LAMBDA',
+                   help='after each update pull the recurrent matrix toward its identity start: '
+                   'W -= lr * LAMBDA * (W - I) (default 0: off); irnn')
     p.add_argument('--on-divergence', choices=('rollback', 'stop', 'ignore'),
                    help='when an epoch diverges (most updates non-finite, a non-finite test loss, or a loss above '
                    '20x that of guessing): rollback (default: back to the last good snapshot at the rate x '

@@ -1,6 +1,7 @@
-"""What changes with the update count: the learning rate, and the seed of h_0's noise.
+"""What changes with the update count: the learning rate, the seed of h_0's noise, and the
+pull of the recurrent matrix back toward its identity start.
 
-Both are trainer extensions called after every update. The learning rate is a function of
+All three are trainer extensions called after every update. The learning rate is a function of
 the position in the run (so a resumed run continues the schedule exactly) times a scale
 that only a rollback (recovery.py) or a plateau lowers; that scale, and a plateau's count,
 are in the snapshots.
@@ -20,6 +21,8 @@ import math
 import numpy as np
 
 from chainer import training
+
+from irnn_chainer.compat import api
 
 SCHEDULES = ('constant', 'step', 'cosine', 'plateau')
 
@@ -117,3 +120,33 @@ class H0NoiseKey(training.Extension):
 
     def __call__(self, trainer):
         self._set(trainer)
+
+
+class IdentityDecay(training.Extension):
+    """``--identity-decay LAMBDA``: after every update, each recurrent matrix is pulled back
+    toward its start ``s I`` (the IRNN's identity, ``--identity-scale`` s), decoupled from the
+    gradient as AdamW's weight decay is from Adam's step::
+
+        W <- W - rate * LAMBDA * (W - s I)
+
+    with ``rate`` the learning rate (Adam's alpha) of the update just made, so the pull
+    follows the schedule and a rollback's lowering. Why: RMSprop moves every entry by about
+    ``rate`` per update whatever the gradient's size, so where the gradient is mostly noise
+    an entry random-walks; the pull holds that walk to a spread of about sqrt(rate / (2
+    LAMBDA)), while a gradient that keeps one sign can still move an entry up to ~1/LAMBDA
+    away (README, "what this says"). Recurrent biases are left alone."""
+    name = 'IdentityDecay'
+    trigger = 1, 'iteration'
+    priority = training.PRIORITY_EDITOR  # before LRSchedule (a reader) sets the next rate
+
+    def __init__(self, links, strength, scale=1.0, attr='lr'):
+        self.links, self.strength, self.scale, self.attr = list(links), float(strength), float(scale), attr
+
+    def __call__(self, trainer):
+        c = float(getattr(trainer.updater.get_optimizer('main'), self.attr)) * self.strength
+        for link in self.links:
+            W = link.W.data
+            n = W.shape[0]
+            diag = api.array_module(W).arange(n)
+            W *= 1.0 - c
+            W[diag, diag] += c * self.scale

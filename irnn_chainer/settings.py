@@ -29,6 +29,7 @@ DEFAULTS = {
     # issue 19: the learning-rate schedule (schedule.py), noise on h_0 while training, and what
     # happens when the run diverges (recovery.py)
     'lr_schedule': None, 'lr_min': 0.0, 'lr_patience': 3, 'h0_noise': 0.0,
+    'identity_decay': 0.0,  # the pull of h_to_h back toward I after each update (schedule.py)
     'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
 }
 # May differ between a run and its resumption (where to run, how long, how to read data).
@@ -136,7 +137,8 @@ def resolve_config(cli, saved=None):
         raise UsageError('--rollback-factor: expected a factor in (0, 1), got %s' % cfg['rollback_factor'])
     if int(cfg['max_rollbacks']) < 0:
         raise UsageError('--max-rollbacks: expected an integer >= 0, got %s' % cfg['max_rollbacks'])
-    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'rollback_factor'):
+    for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'identity_decay',
+                'rollback_factor'):
         if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
             raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
@@ -152,6 +154,14 @@ def resolve_config(cli, saved=None):
     if cfg['h0_noise'] and (cfg['model'] == 'lstm' or _beyond_the_gist(cfg)):
         raise UsageError('--h0-noise: covers the one-layer pixel models irnn, rnn-relu and rnn-tanh, not %s'
                          % ('lstm' if cfg['model'] == 'lstm' else 'own data or --layers'))
+    if cfg['identity_decay'] < 0:
+        raise UsageError('--identity-decay: expected a strength >= 0, got %s' % cfg['identity_decay'])
+    if cfg['identity_decay'] and cfg['model'] != 'irnn':
+        raise UsageError('--identity-decay: pulls the identity-initialised recurrent matrix of --model irnn, '
+                         'not of %s' % cfg['model'])
+    if cfg['identity_decay'] * cfg['lr'] > 1:
+        raise UsageError('--identity-decay: expected at most 1 / --lr = %g (a pull past the identity), got %s'
+                         % (1.0 / cfg['lr'], cfg['identity_decay']))
     if not 0 <= int(cfg['seed']) < 2 ** 32:
         raise UsageError('--seed: expected an integer in 0 .. 2**32 - 1, got %s' % cfg['seed'])
     if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):

@@ -401,6 +401,10 @@ def _extend(run, trainer, data, model, every, table_out):
         trainer.extend(recovery.DivergenceGuard(
             interval(), None if data.task == 'regression' else getattr(model.predictor, 'n_out', None),
             agree=(lambda verdict: dist.agree(run.comm, verdict)) if run.comm is not None else None))
+    if cfg['identity_decay']:  # every layer's recurrent matrix, toward its s I start
+        rnn = model.predictor
+        trainer.extend(schedule.IdentityDecay([rnn.recurrent_link(l) for l in range(1, len(rnn.layers) + 1)],
+                                              cfg['identity_decay'], rnn.identity_scale, attr))
     if cfg['h0_noise']:
         model.predictor.h0_noise = float(cfg['h0_noise'])
         trainer.extend(schedule.H0NoiseKey(model.predictor, cfg['seed'], run.comm.rank if run.comm is not None else 0))

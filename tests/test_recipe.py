@@ -339,3 +339,59 @@ def test_verdicts_by_hand():
     reg = recovery.DivergenceGuard(judge=lambda t: False, n_classes=None)  # regression: no limit
     reg.n, reg.losses = 10, [1e6] * 10
     assert reg.verdict(test_loss=1e6) is None
+
+
+# ---- the pull toward the identity (--identity-decay) ---------------------------------
+
+class _FakeTrainer(object):
+    """What IdentityDecay reads: the updater's optimizer and its rate."""
+
+    def __init__(self, optimizer):
+        self.updater = type('U', (), {'get_optimizer': lambda self, name: optimizer})()
+
+
+def test_identity_decay_by_hand():
+    """W <- W - rate * LAMBDA * (W - s I), computed entry by entry in float64; the bias is left."""
+    link = chainer.links.Linear(3, 3)
+    W0 = np.array([[1.2, -0.3, 0.1], [0.4, 0.9, -0.2], [0.0, 0.5, 1.1]])
+    link.W.data = W0.copy()
+    b0 = link.b.data.copy()
+    opt = type('O', (), {'lr': 0.1, 'alpha': 0.25})()
+    schedule.IdentityDecay([link], 2.0, scale=0.5)(_FakeTrainer(opt))
+    c = 0.1 * 2.0
+    expected = [[W0[i][j] - c * (W0[i][j] - (0.5 if i == j else 0.0)) for j in range(3)] for i in range(3)]
+    np.testing.assert_allclose(link.W.data, expected, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(link.b.data, b0)
+    # Adam's rate is its alpha
+    link.W.data = W0.copy()
+    schedule.IdentityDecay([link], 2.0, attr='alpha')(_FakeTrainer(opt))
+    np.testing.assert_allclose(link.W.data, W0 - 0.5 * (W0 - np.eye(3)), rtol=0, atol=1e-15)
+
+
+def test_identity_decay_run_resumes_exactly_and_a_full_pull_keeps_the_identity(tmp_path):
+    """lr 0.01 x LAMBDA 100 = 1: every update is undone on h_to_h/W, which stays I exactly
+    while the other weights learn; a weaker pull resumes exactly and differs from none."""
+    full, straight, split, plain = (str(tmp_path / n) for n in ('full', 'straight', 'split', 'plain'))
+    train_mod.train(dict(SMALL, iteration=6, identity_decay=100.0), full, progress=False, log=quiet)
+    p = params_of(full)
+    np.testing.assert_array_equal(p['h_to_h/W'], np.eye(8, dtype=np.float32))
+    cfg = dict(SMALL, identity_decay=5.0)
+    train_mod.train(dict(cfg, iteration=6), straight, progress=False, log=quiet)
+    train_mod.train(dict(cfg, iteration=4), split, progress=False, log=quiet)
+    train_mod.train({'iteration': 6}, None, resume=split, progress=False, log=quiet)
+    train_mod.train(dict(SMALL, iteration=6), plain, progress=False, log=quiet)
+    a, b, c = params_of(straight), params_of(split), params_of(plain)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    eye = np.eye(8)
+    assert np.abs(a['h_to_h/W'] - eye).sum() < np.abs(c['h_to_h/W'] - eye).sum()
+    assert np.abs(p['h_to_y/b']).max() > 0  # the output layer learned (it starts at 0)
+
+
+def test_identity_decay_refused_where_it_does_not_apply():
+    with pytest.raises(UsageError, match='--identity-decay: pulls .* not of rnn-relu'):
+        settings.resolve_config({'model': 'rnn-relu', 'identity_decay': 0.1})
+    with pytest.raises(UsageError, match='--identity-decay: expected a strength >= 0'):
+        settings.resolve_config({'identity_decay': -1.0})
+    with pytest.raises(UsageError, match=r'--identity-decay: expected at most 1 / --lr'):
+        settings.resolve_config({'preset': 'fast', 'identity_decay': 2e4})
