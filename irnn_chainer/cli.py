@@ -88,6 +88,9 @@ def add_train_arguments(p):
     p.add_argument('--identity-decay', type=_non_negative_float, metavar='LAMBDA',
                    help='after each update pull the recurrent matrix toward its identity start: '
                    'W -= lr * LAMBDA * (W - I) (default 0: off); irnn')
+    p.add_argument('--ema', type=_non_negative_float, metavar='DECAY',
+                   help='also evaluate a moving average of the weights (e.g. 0.999; default 0: off), '
+                   'logged as ema/main/*, saved as model_ema.npz')
     p.add_argument('--on-divergence', choices=('rollback', 'stop', 'ignore'),
                    help='when an epoch diverges (most updates non-finite, a non-finite test loss, or a loss above '
                    '20x that of guessing): rollback (default: back to the last good snapshot at the rate x '

@@ -142,6 +142,11 @@ def summarise(run, window=5):
     last = log[-1]
     s.update(best=max(accs), final=accs[-1], epochs=last['epoch'], iterations=last['iteration'],
              time=last.get('elapsed_time'))
+    ema = [(100 * r['ema/main/accuracy'], r['epoch']) for r in log if 'ema/main/accuracy' in r]
+    if ema:  # --ema: the averaged weights' best, beside the trained weights' (the table's)
+        best_ema = max(ema)
+        s['setting'] += '; averaged weights (--ema %g): best %.2f %% (epoch %s), final %.2f %%' % (
+            cfg.get('ema', 0), best_ema[0], best_ema[1], ema[-1][0])
     planned_iters = cfg.get('iteration') or (cfg['epoch'] * cfg['per_epoch'] if cfg.get('epoch') and
                                               cfg.get('per_epoch') else None)
     finished = ((planned_iters is not None and last['iteration'] >= planned_iters) or

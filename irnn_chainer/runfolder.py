@@ -29,12 +29,14 @@ from irnn_chainer import files
 CONFIG_FILE = 'config.json'
 LOG_FILE = 'log'
 MODEL_FILE = 'model.npz'
+EMA_MODEL_FILE = 'model_ema.npz'  # --ema's averaged weights (averaging.py), as model.npz
 PERMUTATION_FILE = 'permutation.npy'
 SNAPSHOT_PREFIX = 'snapshot_iter_'
 LOCK_FILE = '.lock'
 SWEEP_LOG = 'train.out'   # a sweep trial's output (sweep.py writes it before the run starts)
 #: what a run writes (besides snapshots)
-RUN_FILES = (CONFIG_FILE, LOG_FILE, 'loss.png', 'accuracy.png', MODEL_FILE, PERMUTATION_FILE, SWEEP_LOG)
+RUN_FILES = (CONFIG_FILE, LOG_FILE, 'loss.png', 'accuracy.png', MODEL_FILE, EMA_MODEL_FILE, PERMUTATION_FILE,
+             SWEEP_LOG)
 # temporary names: Chainer's snapshot writer (tmp + name), LogReport's tempdir (log + 8
 # random characters), compat.api / files.write_atomic (.tmp-*), older .tmp suffixes
 _LEFTOVER = re.compile(r'^(tmp%s\d+.*|%s[a-z0-9_]{8}|\.tmp-.*|.*\.tmp(\.png)?)$'

@@ -137,7 +137,9 @@ class IdentityDecay(training.Extension):
     away (README, "what this says"). Recurrent biases are left alone."""
     name = 'IdentityDecay'
     trigger = 1, 'iteration'
-    priority = training.PRIORITY_EDITOR  # before LRSchedule (a reader) sets the next rate
+    # first after the update: before the average (averaging.py), the evaluators (writers) and
+    # LRSchedule (a reader), which sets the next update's rate after this one has used it
+    priority = training.PRIORITY_WRITER + 2
 
     def __init__(self, links, strength, scale=1.0, attr='lr'):
         self.links, self.strength, self.scale, self.attr = list(links), float(strength), float(scale), attr

@@ -20,6 +20,7 @@ import chainer
 from chainer import training
 from chainer.training import extensions
 
+from irnn_chainer import averaging
 from irnn_chainer import distributed as dist
 from irnn_chainer import files
 from irnn_chainer import model as model_mod
@@ -373,17 +374,28 @@ def _extend(run, trainer, data, model, every, table_out):
     if run.comm is not None:  # each rank evaluates its slice; the results are averaged
         evaluator = dist.multi_node_evaluator(evaluator, run.comm)
     trainer.extend(evaluator, trigger=interval())
+    run.average = None
+    if cfg['ema']:  # the averaged weights (averaging.py), scored beside the trained ones as ema/main/*
+        run.average = averaging.WeightAverage(model, cfg['ema'])
+        trainer.extend(run.average)
+        ema_iter = chainer.iterators.SerialIterator(data.test, cfg['eval_batchsize'], repeat=False, shuffle=False)
+        ema_eval = extensions.Evaluator(ema_iter, run.average.average, converter=convert, device=run.device)
+        ema_eval.name = 'ema'
+        if run.comm is not None:
+            ema_eval = dist.multi_node_evaluator(ema_eval, run.comm)
+        trainer.extend(ema_eval, name='ema', trigger=interval())
+    ema = ['ema/main/loss', 'ema/main/accuracy'] if cfg['ema'] else []
     extend_root(extensions.LogReport(trigger=interval()))
     extend_root(run.snapshot_ext, trigger=interval())
     x_key = every[1]
-    extend_root(extensions.PlotReport(['main/loss', 'validation/main/loss'], x_key, trigger=interval(),
+    extend_root(extensions.PlotReport(['main/loss', 'validation/main/loss'] + ema[:1], x_key, trigger=interval(),
                                       file_name='loss.png'))
     if data.task == 'regression':  # MSE and its constant-prediction baseline
-        columns = ['main/loss', 'validation/main/loss', 'validation/main/baseline']
+        columns = ['main/loss', 'validation/main/loss', 'validation/main/baseline'] + ema[:1]
     else:
-        extend_root(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'], x_key,
+        extend_root(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'] + ema[1:], x_key,
                                           trigger=interval(), file_name='accuracy.png'))
-        columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy']
+        columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'] + ema[1:]
     extend_root(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
                                        out=table_out or sys.stdout), trigger=interval())
     # the learning rate of every update (schedule.py); Adam's step size is called alpha
@@ -462,6 +474,8 @@ def run_and_save(run, data, trainer):
         if not os.path.exists(os.path.join(out, runfolder.SNAPSHOT_PREFIX + str(updater.iteration))):
             run.snapshot_ext(trainer)
         api.save_npz(os.path.join(out, runfolder.MODEL_FILE), run.model.predictor)
+        if run.average is not None:
+            api.save_npz(os.path.join(out, runfolder.EMA_MODEL_FILE), run.average.average.predictor)
     except OSError as e:  # full disk, read-only file system, ...: say what is kept
         good = runfolder.last_good_snapshot(out) if run.root else None
         kept = ('the previous good snapshot %s is kept: free space (or fix the folder) and continue '

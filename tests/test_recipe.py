@@ -395,3 +395,76 @@ def test_identity_decay_refused_where_it_does_not_apply():
         settings.resolve_config({'identity_decay': -1.0})
     with pytest.raises(UsageError, match=r'--identity-decay: expected at most 1 / --lr'):
         settings.resolve_config({'preset': 'fast', 'identity_decay': 2e4})
+
+
+# ---- the moving average of the weights (--ema) ---------------------------------------
+
+def test_weight_average_by_hand():
+    """Three 'updates' of a one-parameter link: the average follows A <- d A + (1 - d) W with
+    d = min(DECAY, (1 + n) / (10 + n)), computed here by hand; the model itself is untouched."""
+    from irnn_chainer import averaging
+    link = chainer.links.Linear(1, 1, initialW=np.array([[2.0]]), initial_bias=np.array([0.0]))
+    avg = averaging.WeightAverage(link, 0.25)
+    expected = 2.0
+    for n, w in enumerate([4.0, -1.0, 3.0], 1):
+        link.W.data[...] = w
+        avg()
+        d = min(0.25, (1.0 + n) / (10.0 + n))  # 2/11, 3/12 = 0.25, then 0.25
+        expected = d * expected + (1 - d) * w
+        assert float(avg.average.W.data[0, 0]) == pytest.approx(expected, rel=1e-6)  # float32
+        assert float(link.W.data[0, 0]) == w
+    assert averaging.decay_at(0.999, 1) == pytest.approx(2 / 11.0)
+    assert averaging.decay_at(0.999, 10 ** 6) == 0.999
+
+
+def test_ema_run_averages_the_weights_it_trained_and_resumes_exactly(tmp_path):
+    """A second implementation: the weights after each of 0..6 updates come from runs of
+    k updates (the constant rate makes the first k updates of every run the same); their
+    average by hand must be the 6-update run's model_ema.npz, whose logged test accuracy
+    is recomputed from it; a run split 4 + 2 ends with the same average; model.npz is the
+    same as without --ema (the average never trains)."""
+    cfg = dict(SMALL, ema=0.5)
+    runs = {}
+    for k in range(1, 7):
+        runs[k] = str(tmp_path / ('k%d' % k))
+        train_mod.train(dict(cfg, iteration=k), runs[k], progress=False, log=quiet)
+    plain = str(tmp_path / 'plain')
+    train_mod.train(dict(SMALL, iteration=6), plain, progress=False, log=quiet)
+    for k_, v in params_of(plain).items():
+        np.testing.assert_array_equal(v, params_of(runs[6])[k_], err_msg=k_)
+    # the initial weights: the run's model factory with the run's seed
+    run_cfg = runfolder.read_config(runs[6])
+    from irnn_chainer import sources
+    init = model_mod.for_run(run_cfg, sources.from_config(run_cfg)).predictor
+    avg = {name.lstrip('/'): p.data.astype(np.float64) for name, p in init.namedparams()}
+    for k in range(1, 7):
+        d = min(0.5, (1.0 + k) / (10.0 + k))
+        w = params_of(runs[k])
+        avg = {n: d * a + (1 - d) * w[n] for n, a in avg.items()}
+    with np.load(os.path.join(runs[6], runfolder.EMA_MODEL_FILE)) as f:
+        for n in avg:
+            np.testing.assert_allclose(f[n], avg[n], rtol=1e-5, atol=1e-7, err_msg=n)
+    assert not np.allclose(avg['h_to_y/W'], params_of(runs[6])['h_to_y/W'])
+    # the logged ema accuracy is that of the saved average
+    log = json.load(open(os.path.join(runs[6], 'log')))
+    data = sources.load(run_cfg, runs[6], log=quiet)
+    m = model_mod.for_run(run_cfg, data)
+    chainer.serializers.load_npz(os.path.join(runs[6], runfolder.EMA_MODEL_FILE), m.predictor)
+    x, t = train_mod.convert(list(data.test))
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        acc = float((m.predictor(x).array.argmax(axis=1) == t).mean())
+    assert log[-1]['ema/main/accuracy'] == pytest.approx(acc, abs=1e-6)
+    # resumed: the same average
+    split = str(tmp_path / 'split')
+    train_mod.train(dict(cfg, iteration=4), split, progress=False, log=quiet)
+    train_mod.train({'iteration': 6}, None, resume=split, progress=False, log=quiet)
+    with np.load(os.path.join(split, runfolder.EMA_MODEL_FILE)) as a, \
+            np.load(os.path.join(runs[6], runfolder.EMA_MODEL_FILE)) as b:
+        for n in a.files:
+            np.testing.assert_array_equal(a[n], b[n], err_msg=n)
+
+
+def test_ema_refused_outside_its_range():
+    for bad in (1.0, -0.1, 2.0):
+        with pytest.raises(UsageError, match=r'--ema: expected a decay factor in \[0, 1\)'):
+            settings.resolve_config({'ema': bad})

@@ -142,3 +142,14 @@ def test_report_opens_with_the_papers_table(tmp_path):
     _, drawn = report.plot_table([report.load_run(d) for d in runs], rows, str(tmp_path / 'rep'))
     assert sorted(drawn) == sorted([('ours-a', 'tab:red', '-'), ('paper-irnn-pixel', 'tab:red', '--'),
                                     ('blog', 'tab:red', ':'), ('lstm-perm', 'tab:blue', '--')])
+
+
+def test_report_gives_the_averaged_weights_beside_the_trained_ones(tmp_path):
+    log = [dict(record(e, a, 60 * e), **{'ema/main/accuracy': b})
+           for e, a, b in ((1, 0.50, 0.40), (2, 0.60, 0.65), (3, 0.55, 0.62))]
+    run = make_run(tmp_path, 'ema', {'model': 'irnn', 'optimizer': 'rmsprop', 'lr': 1e-4, 'clip': 1.0,
+                                     'batchsize': 16, 'ema': 0.999, 'identity_decay': 0.5}, log)
+    _, (row,) = report.write_report([run], str(tmp_path / 'rep'))
+    assert row['best'] == pytest.approx(60.0)  # the table's figure stays the trained weights'
+    assert row['setting'] == ('rmsprop lr 0.0001, identity decay 0.5, clip 1.0, batch 16, float32; averaged '
+                              'weights (--ema 0.999): best 65.00 % (epoch 2), final 62.00 %')
