@@ -71,16 +71,19 @@ def params_of(run_dir):
     return {name: p.array.copy() for name, p in model.predictor.namedparams()}
 
 
-def single_process_on_the_union(tmp_path, iterations):
+def single_process_on_the_union(tmp_path, iterations, pull=0.0, ema=0.0):
     """One process, batch 16: at each step the union of what rank 0 and rank 1 draw
     (each rank: its contiguous half, shuffled by the run's seed), the same optimizer and
-    clipping; no MPI, no all-reduce."""
+    clipping; no MPI, no all-reduce. ``pull``, ``ema``: --identity-decay and --ema written
+    out here by hand (then returns the parameters and their average)."""
     cfg = settings.resolve_config(dict(FLAGS))
     train = sources.load(cfg, str(tmp_path), log=lambda *a: None).train
     half = len(train) // 2
     iters = [train_mod.ShuffledIterator(chainer.datasets.SubDataset(train, r * half, (r + 1) * half),
                                         cfg['batchsize'], seed=cfg['seed']) for r in range(2)]
     model = model_for(cfg)
+    start = {name: p.array.copy() for name, p in model.predictor.namedparams()}
+    averages = []
     opt = api.setup_optimizer(train_mod.make_optimizer(cfg), model)
     opt.add_hook(api.gradient_clipping(cfg['clip']))
     for _ in range(iterations):
@@ -88,7 +91,16 @@ def single_process_on_the_union(tmp_path, iterations):
         assert len(batch) == 16
         x, t = train_mod.convert(batch)
         opt.update(model, x, t)
-    return {name: p.array.copy() for name, p in model.predictor.namedparams()}
+        if pull:
+            W = model.predictor.h_to_h.W.array
+            W[...] = W - opt.lr * pull * (W - np.eye(len(W)))
+        if ema:
+            n = len(averages) + 1
+            d = min(ema, (1.0 + n) / (10.0 + n))
+            prev = averages[-1] if averages else start
+            averages.append({k: d * prev[k] + (1 - d) * p.array for k, p in model.predictor.namedparams()})
+    params = {name: p.array.copy() for name, p in model.predictor.namedparams()}
+    return (params, averages[-1]) if ema else params
 
 
 @needs_mpi
@@ -113,6 +125,27 @@ def test_two_processes_at_batch_8_equal_one_at_batch_16(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['mpi']
     assert sorted(f for f in os.listdir(out) if f.startswith('snapshot_iter_')) == \
         ['snapshot_iter_4', 'snapshot_iter_6']
+
+
+@needs_mpi
+def test_identity_decay_and_ema_under_mpiexec_equal_one_process_by_hand(tmp_path):
+    """Each rank pulls its (identical) weights and keeps its own average: rank 0's files
+    equal one process at batch 16 with the pull and the average written out by hand."""
+    out = str(tmp_path / 'mpi')
+    mpiexec(2, 'train', '--communicator', 'naive', '--iteration', '6', '--no-progress', '--out', out,
+            '--identity-decay', '5', '--ema', '0.5', *flags())
+    want, want_avg = single_process_on_the_union(tmp_path, 6, pull=5.0, ema=0.5)
+    got = params_of(out)
+    cfg = runfolder.read_config(out)
+    avg_model = model_for(cfg)
+    api.load_npz(os.path.join(out, 'model_ema.npz'), avg_model.predictor)
+    got_avg = {name: p.array for name, p in avg_model.predictor.namedparams()}
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(got_avg[name], want_avg[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    assert not np.allclose(got_avg['/h_to_y/W'], got['/h_to_y/W'])  # the average is not the last weights
+    log = json.load(open(os.path.join(out, 'log')))
+    assert 'ema/main/accuracy' in log[-1]
 
 
 @needs_mpi

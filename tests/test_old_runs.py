@@ -31,7 +31,7 @@ FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')
 COMMANDS = {
     'pixel-irnn-permuted': '--dataset embedded --train-limit 32 --test-limit 16 --unit 8 -b 16 --epoch 1 '
                            '--preset fast --permute --lr 3e-5 --lr-schedule constant --lr-min 0 '
-                           '--h0-noise 0',
+                           '--h0-noise 0 --identity-decay 0 --ema 0',  # fast's additions since, off
     'pixel-rnn-tanh-layers': '--dataset embedded --train-limit 32 --test-limit 16 --layers 6,4 -b 16 '
                              '--epoch 1 --model rnn-tanh --optimizer adam --lr 1e-3',
     'adding': '--dataset adding --length 6 --train-limit 64 --test-limit 16 --unit 5 -b 16 --epoch 1 '

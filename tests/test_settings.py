@@ -13,6 +13,11 @@ def test_fast_preset_carries_its_schedule_and_flags_override_it():
     assert (cfg['optimizer'], cfg['lr'], cfg['lr_schedule'], cfg['lr_min'], cfg['h0_noise'], cfg['lr_decay']) \
         == ('rmsprop', 1e-4, 'cosine', 1e-6, 0.1, None)
     assert schedule.schedule_name(cfg) == 'cosine'
+    assert (cfg['identity_decay'], cfg['ema']) == (1.0, 0.999)
+    # the pull is the IRNN's: fast with another model leaves it off, the flag itself is refused
+    assert settings.resolve_config({'preset': 'fast', 'model': 'rnn-relu'})['identity_decay'] == 0.0
+    with pytest.raises(UsageError, match='--identity-decay: pulls'):
+        settings.resolve_config({'preset': 'fast', 'model': 'rnn-relu', 'identity_decay': 1.0})
     # an explicit step decay takes the place of the preset's cosine
     cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
     assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
@@ -26,6 +31,7 @@ def test_fast_preset_carries_its_schedule_and_flags_override_it():
     cfg = settings.resolve_config({'preset': 'fast', 'permute': True})
     assert (cfg['lr'], cfg['lr_min'], cfg['lr_decay'], cfg['optimizer'], cfg['h0_noise']) \
         == (5e-5, 1e-7, None, 'rmsprop', 0.01)
+    assert (cfg['identity_decay'], cfg['ema']) == (1.0, 0.999)
     assert schedule.schedule_name(cfg) == 'cosine'
     assert settings.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
 
