@@ -101,8 +101,9 @@ def test_h0_noise_only_while_training_and_keyed_by_the_update():
     np.testing.assert_array_equal(m(x).array, y_eval)
 
 
-def test_h0_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
-    cfg = dict(SMALL, h0_noise=0.5)
+def resumes_exactly(tmp_path, cfg):
+    """Trains ``cfg`` for 6 updates straight and as 4 + a resume to 6 (asserting the two
+    end equal), and SMALL without its extra settings; returns (its weights, SMALL's)."""
     straight, split, plain = (str(tmp_path / n) for n in ('straight', 'split', 'plain'))
     train_mod.train(dict(cfg, iteration=6), straight, progress=False, log=quiet)
     train_mod.train(dict(cfg, iteration=4), split, progress=False, log=quiet)
@@ -111,6 +112,11 @@ def test_h0_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
     a, b, c = params_of(straight), params_of(split), params_of(plain)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    return a, c
+
+
+def test_h0_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
+    a, c = resumes_exactly(tmp_path, dict(SMALL, h0_noise=0.5))
     assert not np.array_equal(a['h_to_h/W'], c['h_to_h/W'])
 
 
@@ -371,18 +377,11 @@ def test_identity_decay_by_hand():
 def test_identity_decay_run_resumes_exactly_and_a_full_pull_keeps_the_identity(tmp_path):
     """lr 0.01 x LAMBDA 100 = 1: every update is undone on h_to_h/W, which stays I exactly
     while the other weights learn; a weaker pull resumes exactly and differs from none."""
-    full, straight, split, plain = (str(tmp_path / n) for n in ('full', 'straight', 'split', 'plain'))
+    full = str(tmp_path / 'full')
     train_mod.train(dict(SMALL, iteration=6, identity_decay=100.0), full, progress=False, log=quiet)
     p = params_of(full)
     np.testing.assert_array_equal(p['h_to_h/W'], np.eye(8, dtype=np.float32))
-    cfg = dict(SMALL, identity_decay=5.0)
-    train_mod.train(dict(cfg, iteration=6), straight, progress=False, log=quiet)
-    train_mod.train(dict(cfg, iteration=4), split, progress=False, log=quiet)
-    train_mod.train({'iteration': 6}, None, resume=split, progress=False, log=quiet)
-    train_mod.train(dict(SMALL, iteration=6), plain, progress=False, log=quiet)
-    a, b, c = params_of(straight), params_of(split), params_of(plain)
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    a, c = resumes_exactly(tmp_path, dict(SMALL, identity_decay=5.0))
     eye = np.eye(8)
     assert np.abs(a['h_to_h/W'] - eye).sum() < np.abs(c['h_to_h/W'] - eye).sum()
     assert np.abs(p['h_to_y/b']).max() > 0  # the output layer learned (it starts at 0)
