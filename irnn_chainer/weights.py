@@ -66,10 +66,19 @@ def init_weights(model, path, log=print):
     return source
 
 
+#: weight files of a run that may be named instead of its folder (evaluate, predict, load)
+WEIGHT_FILES = (runfolder.MODEL_FILE, runfolder.EMA_MODEL_FILE)
+
+
 def split_run(path):
-    """(run folder, snapshot file or None) for a run folder or one of its snapshot files."""
-    if os.path.isfile(path) and runfolder.snapshot_number(os.path.basename(path)) is not None:
-        return os.path.dirname(os.path.abspath(path)), path
+    """(run folder, weights file or None) for a run folder or one of its weight files: a
+    snapshot, its model.npz or its model_ema.npz (--ema's averaged weights)."""
+    if os.path.isfile(path):
+        name = os.path.basename(path)
+        if runfolder.snapshot_number(name) is not None or name in WEIGHT_FILES:
+            return os.path.dirname(os.path.abspath(path)), path
+        raise UsageError('%s: expected a run folder or one of its weight files (%s*, %s), got another file'
+                         % (path, runfolder.SNAPSHOT_PREFIX, ', '.join(WEIGHT_FILES)))
     return path, None
 
 
@@ -89,8 +98,8 @@ def newest_weights(run_dir):
 
 def load_run_model(run_dir, device=None, data=None):
     """(cfg, model, weights_path): the run's settings (its config.json) and its model, loss
-    wrapper included, with its newest weights (or those of the snapshot file ``run_dir``
-    names), on ``device`` (default: the run's). ``data``: the :class:`sources.Data` the model
+    wrapper included, with its newest weights (or those of the weights file ``run_dir``
+    names: a snapshot, model.npz or model_ema.npz), on ``device`` (default: the run's). ``data``: the :class:`sources.Data` the model
     is for (default: what config.json says of the run's data; nothing is read)."""
     run_dir, snapshot = split_run(run_dir)
     cfg = runfolder.read_config(run_dir)

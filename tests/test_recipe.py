@@ -467,3 +467,38 @@ def test_ema_refused_outside_its_range():
     for bad in (1.0, -0.1, 2.0):
         with pytest.raises(UsageError, match=r'--ema: expected a decay factor in \[0, 1\)'):
             settings.resolve_config({'ema': bad})
+
+
+def test_evaluate_and_load_take_a_runs_model_ema_npz(tmp_path, capsys):
+    """``evaluate RUN/model_ema.npz`` scores the averaged weights: the figures the run logged
+    as ema/main/*; ``RUN/model.npz`` the trained ones (validation/main/*); ``irnn_chainer.load``
+    and ``predict`` take the same files."""
+    import irnn_chainer
+    from irnn_chainer import evaluate
+    from irnn_chainer import sources
+    from irnn_chainer.cli import main
+    run = str(tmp_path / 'run')
+    train_mod.train(dict(SMALL, ema=0.5, iteration=6), run, progress=False, log=quiet)
+    last = json.load(open(os.path.join(run, 'log')))[-1]
+    assert last['ema/main/accuracy'] != last['validation/main/accuracy'] or \
+        last['ema/main/loss'] != pytest.approx(last['validation/main/loss'], abs=1e-6)
+    ema_file = os.path.join(run, runfolder.EMA_MODEL_FILE)
+    r = evaluate.evaluate(ema_file, log=quiet)
+    assert r['model'] == ema_file
+    assert r['accuracy'] == pytest.approx(last['ema/main/accuracy'], abs=1e-6)
+    assert r['loss'] == pytest.approx(last['ema/main/loss'], rel=1e-5)
+    r = evaluate.evaluate(os.path.join(run, runfolder.MODEL_FILE), log=quiet)
+    assert r['accuracy'] == pytest.approx(last['validation/main/accuracy'], abs=1e-6)
+    assert r['loss'] == pytest.approx(last['validation/main/loss'], rel=1e-5)
+    # the Python API on the same file: its probabilities give the logged accuracy
+    cfg = runfolder.read_config(run)
+    x, t = train_mod.convert(list(sources.load(cfg, run, log=quiet).test))
+    probs = irnn_chainer.load(ema_file).predict(x)
+    assert float((probs.argmax(axis=1) == t).mean()) == pytest.approx(last['ema/main/accuracy'], abs=1e-6)
+    capsys.readouterr()
+    assert main(['evaluate', ema_file]) == 0
+    assert 'model_ema.npz' in capsys.readouterr().out
+    # another file of the run is not weights: one line, exit 2
+    assert main(['evaluate', os.path.join(run, 'config.json')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'config.json: expected a run folder or one of its weight files' in err, err

@@ -43,6 +43,27 @@ def wait_for_a_snapshot(worker, trial_dir, seconds=300):
     return trial_dir
 
 
+def steady_space(tmp_path):
+    """A search space whose every draw trains through the long (60-epoch) trials below: they
+    test re-queueing and resuming, which a trial pruned for a draw that diverged would skip.
+    The default space (lr up to 1e-3, clip up to 5) can draw one whose 784-step recurrence
+    overflows (CI, Python 3.13: the retry ended PRUNED instead of COMPLETE)."""
+    path = tmp_path / 'steady.json'
+    path.write_text(json.dumps({'lr': {'log': [1e-4, 1.2e-4]}, 'clip': {'uniform': [0.9, 1.1]},
+                                'optimizer': {'choice': ['rmsprop']}}))
+    return ['--space', str(path)]
+
+
+def trial_outputs(out, *texts):
+    """What the workers printed and each trial's train.out, for an assertion's message."""
+    parts = list(texts)
+    for d in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        path = os.path.join(out, d, 'train.out')
+        if os.path.exists(path):
+            parts.append('--- %s:\n%s' % (path, open(path).read()[-3000:]))
+    return '\n'.join(parts)
+
+
 def worker_cmd(out, storage, *extra):
     return [sys.executable, '-m', 'irnn_chainer', 'sweep', '--out', out, '--storage', storage,
             '--study', 's'] + TINY + list(extra)
@@ -214,7 +235,8 @@ def test_two_workers_share_one_postgres_study(tmp_path, pg_url):
 def test_killed_worker_trial_is_requeued_and_resumed_exactly(tmp_path, pg_url):
     out = str(tmp_path / 'sw')
     long_run = ['--epoch', '60', '--train-limit', '160', '--test-limit', '50']
-    cmd = worker_cmd(out, pg_url, '--trials', '1', '--study', 'kill', '--heartbeat', '1') + long_run
+    cmd = (worker_cmd(out, pg_url, '--trials', '1', '--study', 'kill', '--heartbeat', '1') + long_run
+           + steady_space(tmp_path))
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, start_new_session=True)
     trial0 = wait_for_a_snapshot(first, os.path.join(out, 'trial-0000'))
@@ -228,7 +250,7 @@ def test_killed_worker_trial_is_requeued_and_resumed_exactly(tmp_path, pg_url):
                             universal_newlines=True, timeout=600)
     assert second.returncode == 0, second.stdout
     trials = _study(pg_url, 'kill').get_trials()
-    assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE']
+    assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE'], trial_outputs(out, second.stdout)
     retry = trials[1]
     assert retry.system_attrs['failed_trial'] == 0 and retry.params == trials[0].params
     assert 'retry of trial 0, resuming its snapshot' in second.stdout
@@ -250,8 +272,8 @@ def test_killed_worker_trial_is_requeued_and_resumed_exactly(tmp_path, pg_url):
 def test_ctrl_c_requeues_the_trial_and_the_next_run_resumes_it(tmp_path):
     out = str(tmp_path / 'sw')
     storage = 'sqlite:///%s' % (tmp_path / 'study.db')
-    cmd = worker_cmd(out, storage, '--trials', '1', '--study', 'int',
-                     '--epoch', '60', '--train-limit', '160', '--test-limit', '50')
+    cmd = worker_cmd(out, storage, '--trials', '1', '--study', 'int', '--epoch', '60', '--train-limit',
+                     '160', '--test-limit', '50', *steady_space(tmp_path))
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, start_new_session=True)
     trial0 = wait_for_a_snapshot(first, os.path.join(out, 'trial-0000'))
@@ -270,7 +292,7 @@ def test_ctrl_c_requeues_the_trial_and_the_next_run_resumes_it(tmp_path):
                             universal_newlines=True, timeout=600)
     assert second.returncode == 0, second.stdout
     trials = _study(storage, 'int').get_trials()
-    assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE']
+    assert [t.state.name for t in trials] == ['FAIL', 'COMPLETE'], trial_outputs(out, second.stdout)
     assert 'resumed from' in open(os.path.join(out, 'trial-0001', 'train.out')).read()
     assert trials[1].user_attrs['iterations'] == 600
 
