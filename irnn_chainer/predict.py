@@ -61,7 +61,8 @@ class PredictError(UsageError):
 # --------------------------------------------------------------------------- the run
 
 def load(run, device=None):
-    """A :class:`Predictor` for the run folder (or snapshot file) ``run`` on ``device``
+    """A :class:`Predictor` for the run folder ``run`` (or one of its weight files: a snapshot,
+    model.npz, model_ema.npz) on ``device``
     (a Chainer device spec such as '@numpy' or '@cupy:0'; default: the run's own)."""
     return Predictor(*load_run_model(run, api.device_spec(device) if device is not None else None))
 
