@@ -227,6 +227,11 @@ def add_sweep_arguments(p):
     p.set_defaults(out='sweep')
 
 
+# evaluate's and predict's RUN: a folder, or one of its weight files (weights.split_run)
+RUN_HELP = ('run folder written by irnn-chainer train (or one of its snapshots, its model.npz or its '
+            'model_ema.npz)')
+
+
 def build_parser():
     parser = Parser(
         prog='irnn-chainer',
@@ -236,8 +241,7 @@ def build_parser():
     p = sub.add_parser('train', help='train an IRNN (log, plots and snapshots in --out)')
     add_train_arguments(p)
     p = sub.add_parser('evaluate', help='test loss and accuracy of a saved run')
-    p.add_argument('run', help='run folder written by irnn-chainer train (or one of its snapshots, its model.npz or its '
-                   'model_ema.npz)')
+    p.add_argument('run', help=RUN_HELP)
     p.add_argument('--allow-changed-data', action='store_true',
                    help='evaluate although the data differ from the run\'s (config.json\'s sha256)')
     p.add_argument('--data-dir', help='folder with the MNIST IDX files, if not the run\'s own')
@@ -248,8 +252,7 @@ def build_parser():
     dev.add_argument('--gpu', '-g', type=int)
     add_threads_argument(p)
     p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
-    p.add_argument('run', help='run folder written by irnn-chainer train (or one of its snapshots, its model.npz or its '
-                   'model_ema.npz)')
+    p.add_argument('run', help=RUN_HELP)
     p.add_argument('inputs', nargs='+', metavar='INPUT',
                    help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images, IDX image files, .npy '
                         '(N, 784) uint8; own-data runs: .npz/.csv in the training format, labels optional')

@@ -99,13 +99,14 @@ def newest_weights(run_dir):
 def load_run_model(run_dir, device=None, data=None):
     """(cfg, model, weights_path): the run's settings (its config.json) and its model, loss
     wrapper included, with its newest weights (or those of the weights file ``run_dir``
-    names: a snapshot, model.npz or model_ema.npz), on ``device`` (default: the run's). ``data``: the :class:`sources.Data` the model
-    is for (default: what config.json says of the run's data; nothing is read)."""
-    run_dir, snapshot = split_run(run_dir)
+    names: a snapshot, model.npz or model_ema.npz), on ``device`` (default: the run's).
+    ``data``: the :class:`sources.Data` the model is for (default: what config.json says of
+    the run's data; nothing is read)."""
+    run_dir, weights_file = split_run(run_dir)
     cfg = runfolder.read_config(run_dir)
     if device is not None:
         cfg['device'] = device
     model = model_mod.for_run(cfg, data if data is not None else sources.from_config(cfg))
-    path = load_file(model, snapshot or newest_weights(run_dir))
+    path = load_file(model, weights_file or newest_weights(run_dir))
     api.to_device(model, api.get_device(cfg['device']))
     return cfg, model, path
