@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -11,8 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(*args, env=None):
     e = dict(os.environ, **(env or {}))
-    p = subprocess.run([sys.executable, '-m', 'irnn_chainer'] + list(args), cwd=ROOT, env=e,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    # in an empty folder, not the checkout: its result/ may hold the user's own run (./dev.sh
+    # demo writes result/demo), which a train without --out would find there and refuse
+    with tempfile.TemporaryDirectory() as cwd:
+        p = subprocess.run([sys.executable, '-m', 'irnn_chainer'] + list(args), cwd=cwd, env=e,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     return p.returncode, p.stdout, p.stderr
 
 
