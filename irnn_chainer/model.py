@@ -120,11 +120,14 @@ class RNN(chainer.Chain):
         return check_real(x, self.n_in, self.h_to_y.W.dtype)
 
     #: ``--h0-noise``: the std of Gaussian noise on h_0 while training (0: h_0 = 0, as the
-    #: paper); evaluation always starts from 0. ``h0_key``: the seed of the next draw, set per
-    #: update by the trainer (schedule.H0NoiseKey) so that a resumed run draws the same noise.
-    #: The one-layer models over ids only (settings.py refuses the others).
+    #: paper); evaluation always starts from 0. ``noise_key``: the seed of the update's draws
+    #: (this noise and ``--dropout``'s mask), set per update by the trainer (schedule.NoiseKey)
+    #: so that a resumed run draws the same. The one-layer models over ids only (settings.py
+    #: refuses the others).
     h0_noise = 0.0
-    h0_key = None
+    noise_key = None
+    #: ``--dropout``: see :func:`readout_dropout`.
+    dropout = 0.0
 
     def initial_state(self, batch):
         """h_0 of the first layer for a batch: None (zeros) unless training with ``h0_noise``."""
@@ -133,7 +136,7 @@ class RNN(chainer.Chain):
         if len(self.layers) > 1 or self.input != 'ids':
             raise ValueError('h0_noise: for one layer over ids, got layers %s, input %r'
                              % (list(self.layers), self.input))
-        rng = np.random.RandomState(self.h0_key) if self.h0_key is not None else np.random
+        rng = np.random.RandomState(self.noise_key) if self.noise_key is not None else np.random
         noise = rng.normal(0.0, self.h0_noise, (batch, self.n_units))
         return self.xp.asarray(noise.astype(self.h_to_y.W.dtype))
 
@@ -141,7 +144,7 @@ class RNN(chainer.Chain):
         x = self.check_input(x)
         h0 = self.initial_state(x.shape[0])
         h = self.recurrence_fused(x, h0) if self.impl == 'fused' else self.recurrence_stepwise(x, h0)
-        return self.h_to_y(h)
+        return self.h_to_y(readout_dropout(h, self.dropout, self.noise_key, self.xp))
 
     def __call__(self, x):  # Chainer < 5 calls __call__, not forward
         return self.forward(x)
@@ -188,6 +191,21 @@ class RNN(chainer.Chain):
         return inp
 
 
+def readout_dropout(h, ratio, key, xp):
+    """``--dropout P``: while training, each unit of the last hidden state h_T (the one the
+    classifier reads) is zeroed with probability P and the rest scaled by 1 / (1 - P)
+    (inverted dropout, Srivastava et al. 2014), so evaluation reads all units unscaled. The
+    mask is drawn from ``key`` + [1] (``key``: the update's seed, schedule.NoiseKey; h_0's
+    noise uses ``key`` itself), so a resumed run draws the same masks."""
+    if not ratio or not api.training_mode():
+        return h
+    rng = np.random.RandomState(list(key) + [1]) if key is not None else np.random
+    data = h.data
+    keep = rng.uniform(size=data.shape) >= ratio
+    mask = (keep / (1.0 - ratio)).astype(data.dtype)
+    return h * chainer.Variable(xp.asarray(mask))
+
+
 class IRNN(RNN):
     """The IRNN: ReLU units, the recurrent matrix initialised to the identity with zero bias."""
 
@@ -199,6 +217,10 @@ class IRNN(RNN):
 class LSTM(chainer.Chain):
     """The paper's LSTM baseline: pixel ids through an EmbedID, Chainer's LSTM with the
     forget-gate bias initialised to 1, the class read from the last hidden state."""
+
+    #: ``--dropout`` on h_T and its per-update seed (:func:`readout_dropout`), as the RNN's
+    dropout = 0.0
+    noise_key = None
 
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
         super(LSTM, self).__init__()
@@ -219,13 +241,13 @@ class LSTM(chainer.Chain):
             from irnn_chainer.fused import lstm_recurrence
             up = self.lstm.upward
             h = lstm_recurrence(x, F.linear(self.pixel_to_h.W, up.W, up.b), self.lstm.lateral.W)
-            return self.h_to_y(h)
-        xs = self.xp.ascontiguousarray(x.T)
-        self.lstm.reset_state()
-        for t in range(xs.shape[0]):
-            h = self.lstm(self.pixel_to_h(xs[t]))
-        self.lstm.reset_state()
-        return self.h_to_y(h)
+        else:
+            xs = self.xp.ascontiguousarray(x.T)
+            self.lstm.reset_state()
+            for t in range(xs.shape[0]):
+                h = self.lstm(self.pixel_to_h(xs[t]))
+            self.lstm.reset_state()
+        return self.h_to_y(readout_dropout(h, self.dropout, self.noise_key, self.xp))
 
     def __call__(self, x):
         return self.forward(x)

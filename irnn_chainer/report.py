@@ -129,7 +129,8 @@ def summarise(run, window=5):
              (cfg['preset'] + ': ') if cfg.get('preset') else '', cfg.get('optimizer', 'sgd'),
              cfg.get('lr', 1e-8), _schedule_words(cfg),
              (', h0 noise %g' % cfg['h0_noise'] if cfg.get('h0_noise') else '')
-             + (', identity decay %g' % cfg['identity_decay'] if cfg.get('identity_decay') else ''),
+             + (', identity decay %g' % cfg['identity_decay'] if cfg.get('identity_decay') else '')
+             + (', dropout %g' % cfg['dropout'] if cfg.get('dropout') else ''),
              cfg.get('clip') or 'off', cfg.get('batchsize'), cfg.get('dtype', 'float32'),
              '; from the weights of %s' % _short(cfg['init_from']) if cfg.get('init_from') else ''),
          'device': cfg.get('device_used', cfg.get('device') or '@numpy'),

@@ -103,17 +103,18 @@ class LRSchedule(training.Extension):
         self._n = int(_tolerant(serializer, 'n', self._n))
 
 
-class H0NoiseKey(training.Extension):
-    """Gives the model the seed of the next update's h_0 noise: (seed, rank, update number),
-    so the noise depends on nothing a snapshot could lose."""
-    name = 'H0NoiseKey'
+class NoiseKey(training.Extension):
+    """Gives the model the seed of the next update's random draws (--h0-noise's noise,
+    --dropout's mask): (seed, rank, update number), so they depend on nothing a snapshot
+    could lose."""
+    name = 'NoiseKey'
     trigger = 1, 'iteration'
 
     def __init__(self, predictor, seed, rank=0):
         self.predictor, self.seed, self.rank = predictor, int(seed), int(rank)
 
     def _set(self, trainer):
-        self.predictor.h0_key = [self.seed, self.rank, int(trainer.updater.iteration)]
+        self.predictor.noise_key = [self.seed, self.rank, int(trainer.updater.iteration)]
 
     def initialize(self, trainer):
         self._set(trainer)

@@ -30,6 +30,7 @@ DEFAULTS = {
     # happens when the run diverges (recovery.py)
     'lr_schedule': None, 'lr_min': 0.0, 'lr_patience': 3, 'h0_noise': 0.0,
     'identity_decay': 0.0,  # the pull of h_to_h back toward I after each update (schedule.py)
+    'dropout': 0.0,         # on h_T, before the classifier, while training (model.readout_dropout)
     'ema': 0.0,             # the moving average of the weights, evaluated beside them (averaging.py)
     'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
 }
@@ -146,7 +147,7 @@ def resolve_config(cli, saved=None):
     if int(cfg['max_rollbacks']) < 0:
         raise UsageError('--max-rollbacks: expected an integer >= 0, got %s' % cfg['max_rollbacks'])
     for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'identity_decay', 'ema',
-                'rollback_factor'):
+                'dropout', 'rollback_factor'):
         if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
             raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
@@ -162,6 +163,8 @@ def resolve_config(cli, saved=None):
     if cfg['h0_noise'] and (cfg['model'] == 'lstm' or _beyond_the_gist(cfg)):
         raise UsageError('--h0-noise: covers the one-layer pixel models irnn, rnn-relu and rnn-tanh, not %s'
                          % ('lstm' if cfg['model'] == 'lstm' else 'own data or --layers'))
+    if not 0 <= float(cfg['dropout']) < 1:
+        raise UsageError('--dropout: expected a probability in [0, 1) (0 = off), got %s' % cfg['dropout'])
     if not 0 <= float(cfg['ema']) < 1:
         raise UsageError('--ema: expected a decay factor in [0, 1) (e.g. 0.999; 0 = off), got %s' % cfg['ema'])
     if cfg['identity_decay'] < 0:

@@ -87,12 +87,12 @@ def test_h0_noise_only_while_training_and_keyed_by_the_update():
     m = model_mod.IRNN(n_units=6, n_in=256, n_out=10, impl='fused')
     x = np.random.RandomState(0).randint(0, 256, (4, 20)).astype(np.int32)
     assert m.initial_state(4) is None  # off by default: the paper's h_0 = 0
-    m.h0_noise, m.h0_key = 0.1, [3, 0, 17]
+    m.h0_noise, m.noise_key = 0.1, [3, 0, 17]
     a = m.initial_state(4)
     expected = np.random.RandomState([3, 0, 17]).normal(0, 0.1, (4, 6)).astype(np.float32)
     np.testing.assert_array_equal(a, expected)
     assert abs(float(a.std()) - 0.1) < 0.05
-    m.h0_key = [3, 0, 18]
+    m.noise_key = [3, 0, 18]
     assert not np.array_equal(m.initial_state(4), a)
     with chainer.using_config('train', False):  # evaluation starts from 0: same as no noise
         assert m.initial_state(4) is None
@@ -125,6 +125,51 @@ def test_h0_noise_refused_where_it_does_not_apply():
         settings.resolve_config({'model': 'lstm', 'h0_noise': 0.1})
     with pytest.raises(UsageError, match='--h0-noise: expected a standard deviation'):
         settings.resolve_config({'h0_noise': -1.0})
+
+
+# ---- dropout on h_T ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['irnn', 'lstm'])
+def test_dropout_by_hand_only_while_training_and_keyed_by_the_update(name):
+    m = model_mod.build(name, n_units=6, n_in=256, n_out=10, impl='fused')
+    x = np.random.RandomState(0).randint(0, 256, (5, 20)).astype(np.int32)
+    with chainer.using_config('train', False):
+        y_eval = m(x).array
+    # h_T by hand: the classifier's input, from the logits of the model without dropout
+    # (h_to_y is linear: solve W h + b = y for h, one row per image)
+    W, b = m.h_to_y.W.array.astype(np.float64), m.h_to_y.b.array.astype(np.float64)
+    h = np.linalg.lstsq(W, (m(x).array - b).T, rcond=None)[0].T
+    m.dropout, m.noise_key = 0.25, [3, 0, 17]
+    keep = np.random.RandomState([3, 0, 17, 1]).uniform(size=(5, 6)) >= 0.25
+    assert 0 < keep.sum() < keep.size
+    expected = (h * keep / 0.75).dot(W.T) + b
+    np.testing.assert_allclose(m(x).array, expected, rtol=1e-4, atol=1e-6)
+    m.noise_key = [3, 0, 18]  # another update: another mask
+    assert not np.allclose(m(x).array, expected, rtol=1e-4, atol=1e-6)
+    with chainer.using_config('train', False):  # evaluation reads every unit, unscaled
+        np.testing.assert_array_equal(m(x).array, y_eval)
+
+
+def test_dropout_passes_gradient_check_and_keeps_the_mean():
+    h = np.random.RandomState(1).uniform(-1, 1, (4, 7))
+    gy = np.random.RandomState(2).uniform(-1, 1, (4, 7))
+    gradient_check.check_backward(lambda v: model_mod.readout_dropout(v, 0.5, [1, 0, 2], np), h, gy)
+    ones = chainer.Variable(np.ones((400, 500), np.float32))
+    out = model_mod.readout_dropout(ones, 0.3, [1, 0, 2], np).array
+    np.testing.assert_allclose(np.unique(out), [0.0, 1 / 0.7], rtol=1e-6)  # dropped, or kept x 1/(1-P)
+    assert abs(float((out == 0).mean()) - 0.3) < 0.005  # 200000 draws: std 0.001
+    assert abs(float(out.mean()) - 1.0) < 0.01
+
+
+def test_dropout_run_resumes_exactly_and_differs_from_no_dropout(tmp_path):
+    a, c = resumes_exactly(tmp_path, dict(SMALL, dropout=0.3))
+    assert not np.array_equal(a['h_to_h/W'], c['h_to_h/W'])
+
+
+def test_dropout_refused_outside_its_range():
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(UsageError, match=r'--dropout: expected a probability in \[0, 1\)'):
+            settings.resolve_config({'dropout': bad})
 
 
 # ---- the learning rate -----------------------------------------------------------------
