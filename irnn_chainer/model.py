@@ -218,7 +218,7 @@ class LSTM(chainer.Chain):
     """The paper's LSTM baseline: pixel ids through an EmbedID, Chainer's LSTM with the
     forget-gate bias initialised to 1, the class read from the last hidden state."""
 
-    #: ``--dropout`` on h_T and its per-update seed (:func:`readout_dropout`), as the RNN's
+    #: ``--dropout`` on h_T and its per-update seed (:func:`readout_dropout`), as in :class:`RNN`
     dropout = 0.0
     noise_key = None
 
