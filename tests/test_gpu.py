@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -103,15 +104,8 @@ def cpu_reference(T, B, dtype, activation, kernel='auto'):
     ~1e-8 to opposite sides of 0, which cuts or keeps that unit's gradient (measured on the
     H200's problem 784 x 256: the NumPy path's float32 zeroes one state whose float64 value
     is 6.2e-8, on the CPU exactly as on the GPU, and its dE is 2e-3 off; the C kernel's is not)."""
-    old = os.environ.get(kernels.ENV)
-    os.environ[kernels.ENV] = kernel
-    try:
+    with mock.patch.dict(os.environ, {kernels.ENV: kernel}):  # cached: no monkeypatch here
         return fused_grads(np, problem(T, B, dtype), activation)
-    finally:
-        if old is None:
-            del os.environ[kernels.ENV]
-        else:
-            os.environ[kernels.ENV] = old
 
 
 @functools.lru_cache(maxsize=None)
