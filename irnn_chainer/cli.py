@@ -91,6 +91,9 @@ def add_train_arguments(p):
     p.add_argument('--dropout', type=_non_negative_float, metavar='P',
                    help='while training, zero each unit of the last hidden state h_T with probability P '
                    '(the rest x 1/(1-P)) before the classifier reads it (default 0: off)')
+    p.add_argument('--input-dropout', type=_non_negative_float, metavar='P',
+                   help='while training, set each input pixel to 0 (black) with probability P (default 0: '
+                   'off); MNIST only')
     p.add_argument('--ema', type=_non_negative_float, metavar='DECAY',
                    help='also evaluate a moving average of the weights (e.g. 0.999; default 0: off), '
                    'logged as ema/main/*, saved as model_ema.npz')

@@ -126,8 +126,9 @@ class RNN(chainer.Chain):
     #: refuses the others).
     h0_noise = 0.0
     noise_key = None
-    #: ``--dropout``: see :func:`readout_dropout`.
+    #: ``--dropout`` and ``--input-dropout``: see :func:`readout_dropout`, :func:`input_dropout`.
     dropout = 0.0
+    input_dropout = 0.0
 
     def initial_state(self, batch):
         """h_0 of the first layer for a batch: None (zeros) unless training with ``h0_noise``."""
@@ -142,6 +143,8 @@ class RNN(chainer.Chain):
 
     def forward(self, x):
         x = self.check_input(x)
+        if self.input == 'ids':
+            x = input_dropout(x, self.input_dropout, self.noise_key, self.xp)
         h0 = self.initial_state(x.shape[0])
         h = self.recurrence_fused(x, h0) if self.impl == 'fused' else self.recurrence_stepwise(x, h0)
         return self.h_to_y(readout_dropout(h, self.dropout, self.noise_key, self.xp))
@@ -206,6 +209,18 @@ def readout_dropout(h, ratio, key, xp):
     return h * chainer.Variable(xp.asarray(mask))
 
 
+def input_dropout(x, ratio, key, xp):
+    """``--input-dropout P``: while training, each pixel id of ``x`` (batch, steps) is replaced
+    by 0, a black pixel, with probability P; evaluation reads the image as it is. No rescaling:
+    an id is a category, not a magnitude. The mask is drawn from ``key`` + [2] (see
+    :func:`readout_dropout`), so a resumed run draws the same."""
+    if not ratio or not api.training_mode():
+        return x
+    rng = np.random.RandomState(list(key) + [2]) if key is not None else np.random
+    keep = rng.uniform(size=x.shape) >= ratio
+    return x * xp.asarray(keep.astype(x.dtype))
+
+
 class IRNN(RNN):
     """The IRNN: ReLU units, the recurrent matrix initialised to the identity with zero bias."""
 
@@ -218,8 +233,9 @@ class LSTM(chainer.Chain):
     """The paper's LSTM baseline: pixel ids through an EmbedID, Chainer's LSTM with the
     forget-gate bias initialised to 1, the class read from the last hidden state."""
 
-    #: ``--dropout`` on h_T and its per-update seed (:func:`readout_dropout`), as in :class:`RNN`
+    #: ``--dropout`` on h_T, ``--input-dropout`` on the pixels, and their per-update seed, as in :class:`RNN`
     dropout = 0.0
+    input_dropout = 0.0
     noise_key = None
 
     def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
@@ -236,7 +252,7 @@ class LSTM(chainer.Chain):
         )
 
     def forward(self, x):
-        x = check_ids(x, self.n_in)
+        x = input_dropout(check_ids(x, self.n_in), self.input_dropout, self.noise_key, self.xp)
         if self.impl == 'fused':  # one node: upward(E) as a table, then the fused recurrence
             from irnn_chainer.fused import lstm_recurrence
             up = self.lstm.upward

@@ -130,7 +130,8 @@ def summarise(run, window=5):
              cfg.get('lr', 1e-8), _schedule_words(cfg),
              (', h0 noise %g' % cfg['h0_noise'] if cfg.get('h0_noise') else '')
              + (', identity decay %g' % cfg['identity_decay'] if cfg.get('identity_decay') else '')
-             + (', dropout %g' % cfg['dropout'] if cfg.get('dropout') else ''),
+             + (', dropout %g' % cfg['dropout'] if cfg.get('dropout') else '')
+             + (', input dropout %g' % cfg['input_dropout'] if cfg.get('input_dropout') else ''),
              cfg.get('clip') or 'off', cfg.get('batchsize'), cfg.get('dtype', 'float32'),
              '; from the weights of %s' % _short(cfg['init_from']) if cfg.get('init_from') else ''),
          'device': cfg.get('device_used', cfg.get('device') or '@numpy'),

@@ -105,7 +105,7 @@ class LRSchedule(training.Extension):
 
 class NoiseKey(training.Extension):
     """Gives the model the seed of the next update's random draws (--h0-noise's noise,
-    --dropout's mask): (seed, rank, update number), so they depend on nothing a snapshot
+    --dropout's and --input-dropout's masks): (seed, rank, update number), so they depend on nothing a snapshot
     could lose."""
     name = 'NoiseKey'
     trigger = 1, 'iteration'

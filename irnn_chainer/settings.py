@@ -31,6 +31,7 @@ DEFAULTS = {
     'lr_schedule': None, 'lr_min': 0.0, 'lr_patience': 3, 'h0_noise': 0.0,
     'identity_decay': 0.0,  # the pull of h_to_h back toward I after each update (schedule.py)
     'dropout': 0.0,         # on h_T, before the classifier, while training (model.readout_dropout)
+    'input_dropout': 0.0,   # pixels set to 0 (black) while training (model.input_dropout)
     'ema': 0.0,             # the moving average of the weights, evaluated beside them (averaging.py)
     'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
 }
@@ -147,7 +148,7 @@ def resolve_config(cli, saved=None):
     if int(cfg['max_rollbacks']) < 0:
         raise UsageError('--max-rollbacks: expected an integer >= 0, got %s' % cfg['max_rollbacks'])
     for key in ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'lr_min', 'h0_noise', 'identity_decay', 'ema',
-                'dropout', 'rollback_factor'):
+                'dropout', 'input_dropout', 'rollback_factor'):
         if cfg.get(key) is not None and not math.isfinite(float(cfg[key])):
             raise UsageError('--%s: expected a finite number, got %s' % (key.replace('_', '-'), cfg[key]))
     if not cfg['lr'] > 0:
@@ -165,6 +166,12 @@ def resolve_config(cli, saved=None):
                          % ('lstm' if cfg['model'] == 'lstm' else 'own data or --layers'))
     if not 0 <= float(cfg['dropout']) < 1:
         raise UsageError('--dropout: expected a probability in [0, 1) (0 = off), got %s' % cfg['dropout'])
+    if not 0 <= float(cfg['input_dropout']) < 1:
+        raise UsageError('--input-dropout: expected a probability in [0, 1) (0 = off), got %s'
+                         % cfg['input_dropout'])
+    if cfg['input_dropout'] and uses_own_data(cfg):
+        raise UsageError('--input-dropout: sets MNIST pixels to 0 (black); expected MNIST, got %s'
+                         % ('--data %s' % cfg['data'] if cfg.get('data') else '--dataset %s' % cfg['dataset']))
     if not 0 <= float(cfg['ema']) < 1:
         raise UsageError('--ema: expected a decay factor in [0, 1) (e.g. 0.999; 0 = off), got %s' % cfg['ema'])
     if cfg['identity_decay'] < 0:

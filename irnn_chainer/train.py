@@ -417,9 +417,10 @@ def _extend(run, trainer, data, model, every, table_out):
         rnn = model.predictor
         trainer.extend(schedule.IdentityDecay([rnn.recurrent_link(l) for l in range(1, len(rnn.layers) + 1)],
                                               cfg['identity_decay'], rnn.identity_scale, attr))
-    if cfg['h0_noise'] or cfg['dropout']:
+    if cfg['h0_noise'] or cfg['dropout'] or cfg['input_dropout']:
         model.predictor.h0_noise = float(cfg['h0_noise'])
         model.predictor.dropout = float(cfg['dropout'])
+        model.predictor.input_dropout = float(cfg['input_dropout'])
         trainer.extend(schedule.NoiseKey(model.predictor, cfg['seed'], run.comm.rank if run.comm is not None else 0))
     if run.progress and run.root:
         trainer.extend(extensions.ProgressBar(
