@@ -172,6 +172,52 @@ def test_dropout_refused_outside_its_range():
             settings.resolve_config({'dropout': bad})
 
 
+# ---- dropout on the input pixels -------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['irnn', 'lstm'])
+def test_input_dropout_by_hand_only_while_training_and_keyed_by_the_update(name):
+    m = model_mod.build(name, n_units=6, n_in=256, n_out=10, impl='fused')
+    x = np.random.RandomState(0).randint(1, 256, (5, 20)).astype(np.int32)  # no black pixel yet
+    with chainer.using_config('train', False):
+        y_eval = m(x).array
+    m.input_dropout, m.noise_key = 0.3, [3, 0, 17]
+    # by hand: the same uniform draws, pixels below P set to 0, read without dropout
+    keep = np.random.RandomState([3, 0, 17, 2]).uniform(size=x.shape) >= 0.3
+    assert 0 < keep.sum() < keep.size
+    with chainer.using_config('train', False):
+        expected = m(np.where(keep, x, 0).astype(np.int32)).array
+    np.testing.assert_array_equal(m(x).array, expected)
+    m.noise_key = [3, 0, 18]  # another update: another mask
+    assert not np.allclose(m(x).array, expected, rtol=1e-4, atol=1e-6)
+    with chainer.using_config('train', False):  # evaluation reads the image as it is
+        np.testing.assert_array_equal(m(x).array, y_eval)
+
+
+def test_input_dropout_rate_and_what_it_keeps():
+    x = np.random.RandomState(4).randint(0, 256, (400, 500)).astype(np.int32)
+    out = model_mod.input_dropout(x, 0.1, [1, 0, 2], np)
+    assert out.dtype == np.int32 and out.shape == x.shape
+    changed = out != x
+    assert np.all(out[changed] == 0)  # a dropped pixel is black, a kept one untouched
+    dropped = float((out[x != 0] == 0).mean())
+    assert abs(dropped - 0.1) < 0.003  # ~199000 non-black draws: std 0.0007
+    with chainer.using_config('train', False):
+        assert model_mod.input_dropout(x, 0.1, [1, 0, 2], np) is x
+
+
+def test_input_dropout_run_resumes_exactly_and_differs_from_no_dropout(tmp_path):
+    a, c = resumes_exactly(tmp_path, dict(SMALL, input_dropout=0.2))
+    assert not np.array_equal(a['h_to_h/W'], c['h_to_h/W'])
+
+
+def test_input_dropout_refused_outside_its_range_and_on_own_data():
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(UsageError, match=r'--input-dropout: expected a probability in \[0, 1\)'):
+            settings.resolve_config({'input_dropout': bad})
+    with pytest.raises(UsageError, match='--input-dropout: sets MNIST pixels to 0 .*got --dataset adding'):
+        settings.resolve_config({'input_dropout': 0.1, 'dataset': 'adding'})
+
+
 # ---- the learning rate -----------------------------------------------------------------
 
 def test_schedule_values_by_hand():
