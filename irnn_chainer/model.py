@@ -121,9 +121,9 @@ class RNN(chainer.Chain):
 
     #: ``--h0-noise``: the std of Gaussian noise on h_0 while training (0: h_0 = 0, as the
     #: paper); evaluation always starts from 0. ``noise_key``: the seed of the update's draws
-    #: (this noise, ``--dropout``'s and ``--input-dropout``'s masks), set per update by the trainer (schedule.NoiseKey)
-    #: so that a resumed run draws the same. The one-layer models over ids only (settings.py
-    #: refuses the others).
+    #: (this noise, ``--dropout``'s and ``--input-dropout``'s masks), set per update by the
+    #: trainer (schedule.NoiseKey) so that a resumed run draws the same. The noise: one-layer
+    #: models over ids only (settings.py refuses the others).
     h0_noise = 0.0
     noise_key = None
     #: ``--dropout`` and ``--input-dropout``: see :func:`readout_dropout`, :func:`input_dropout`.
