@@ -233,7 +233,8 @@ class LSTM(chainer.Chain):
     """The paper's LSTM baseline: pixel ids through an EmbedID, Chainer's LSTM with the
     forget-gate bias initialised to 1, the class read from the last hidden state."""
 
-    #: ``--dropout`` on h_T, ``--input-dropout`` on the pixels, and their per-update seed, as in :class:`RNN`
+    #: ``--dropout`` on h_T, ``--input-dropout`` on the pixels, and their per-update seed, as
+    #: in :class:`RNN`
     dropout = 0.0
     input_dropout = 0.0
     noise_key = None

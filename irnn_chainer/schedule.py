@@ -105,8 +105,8 @@ class LRSchedule(training.Extension):
 
 class NoiseKey(training.Extension):
     """Gives the model the seed of the next update's random draws (--h0-noise's noise,
-    --dropout's and --input-dropout's masks): (seed, rank, update number), so they depend on nothing a snapshot
-    could lose."""
+    --dropout's and --input-dropout's masks): (seed, rank, update number), so they depend on
+    nothing a snapshot could lose."""
     name = 'NoiseKey'
     trigger = 1, 'iteration'
 
