@@ -1,11 +1,16 @@
 """A run's settings (settings.py): presets, flags over them, and the checks of every
 combination that cannot work, each refused in one line."""
+import json
+import os
+
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
 from irnn_chainer import schedule
 from irnn_chainer import settings
 from irnn_chainer.errors import UsageError
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
 
 
 def test_fast_preset_carries_its_schedule_and_flags_override_it():
@@ -27,13 +32,13 @@ def test_fast_preset_carries_its_schedule_and_flags_override_it():
     # the other presets do not decay
     assert settings.resolve_config({'preset': 'blog'})['lr_decay'] is None
     assert schedule.schedule_name(settings.resolve_config({'preset': 'blog'})) == 'constant'
-    # on permuted MNIST fast takes its own cosine: from half the pixel rate, to 1e-7, noise 0.05
+    # on permuted MNIST fast takes its own cosine: from the pixel rate, to 1e-7, noise 0.05
     cfg = settings.resolve_config({'preset': 'fast', 'permute': True})
     assert (cfg['lr'], cfg['lr_min'], cfg['lr_decay'], cfg['optimizer'], cfg['h0_noise']) \
-        == (5e-5, 1e-7, None, 'rmsprop', 0.05)
+        == (1e-4, 1e-7, None, 'rmsprop', 0.05)
     assert (cfg['identity_decay'], cfg['ema']) == (1.0, 0.999)
     assert schedule.schedule_name(cfg) == 'cosine'
-    assert settings.resolve_config({'preset': 'fast', 'permute': True, 'lr': 1e-4})['lr'] == 1e-4
+    assert settings.resolve_config({'preset': 'fast', 'permute': True, 'lr': 5e-5})['lr'] == 5e-5
 
 
 def test_a_fast_run_made_before_the_preset_changed_resumes_as_it_was():
@@ -47,6 +52,16 @@ def test_a_fast_run_made_before_the_preset_changed_resumes_as_it_was():
     cfg = settings.resolve_config({}, old)
     assert (cfg['lr_decay'], cfg['lr_decay_every'], cfg['h0_noise'], cfg['lr_schedule']) == (0.5, 8, 0.0, None)
     assert schedule.schedule_name(cfg) == 'step'
+
+
+def test_a_permuted_fast_run_from_before_the_rate_change_resumes_at_its_own_rate():
+    """results/seed2-irnn-permuted was saved when ``fast --permute`` started at 5e-5: its
+    config, resumed under today's preset (1e-4), keeps 5e-5 and its cosine."""
+    with open(os.path.join(RESULTS, 'seed2-irnn-permuted', 'config.json')) as f:
+        saved = json.load(f)
+    assert (saved['preset'], saved['permute'], saved['lr']) == ('fast', True, 5e-5)
+    cfg = settings.resolve_config({'epoch': 120}, saved)
+    assert (cfg['lr'], cfg['lr_min'], cfg['lr_schedule'], cfg['h0_noise']) == (5e-5, 1e-7, 'cosine', 0.05)
 
 
 def test_blog_preset_is_the_blogs_own_run_and_paper_the_papers():
