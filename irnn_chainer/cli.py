@@ -119,6 +119,9 @@ def add_train_arguments(p):
                         'diagonal in float32)')
     p.add_argument('--train-limit', type=_positive_int, help='use only the first N training images')
     p.add_argument('--test-limit', type=_positive_int, help='use only the first N test images')
+    p.add_argument('--validation', type=_positive_int, metavar='N',
+                   help='hold out the last N of the training images and evaluate on them instead of '
+                        'the test set (to choose settings without looking at the test set)')
     p.add_argument('--impl', choices=('auto', 'stepwise', 'fused'),
                    help='stepwise: one node per pixel, as the gist; fused: the whole recurrence as '
                         'one FunctionNode; auto (default): fused where it covers the model')

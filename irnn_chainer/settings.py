@@ -34,6 +34,7 @@ DEFAULTS = {
     'input_dropout': 0.0,   # pixels set to 0 (black) while training (model.input_dropout)
     'ema': 0.0,             # the moving average of the weights, evaluated beside them (averaging.py)
     'on_divergence': 'rollback', 'rollback_factor': 0.5, 'max_rollbacks': 3,
+    'validation': None,     # hold out the last N training images and evaluate on them, not the test set
 }
 # May differ between a run and its resumption (where to run, how long, how to read data).
 RESUMABLE_CHANGES = ('epoch', 'iteration', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval',
@@ -187,6 +188,11 @@ def resolve_config(cli, saved=None):
     if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):
         raise UsageError('--data-dir %s: not used by a run on %s (refused rather than ignored)'
                          % (cfg['data_dir'], '--data' if cfg.get('data') else '--dataset ' + cfg['dataset']))
+    if cfg.get('validation') is not None:
+        if int(cfg['validation']) < 1:
+            raise UsageError('--validation: expected a positive number of images, got %s' % cfg['validation'])
+        if uses_own_data(cfg):
+            raise UsageError('--validation: holds out MNIST training images; for --data use --test-split')
     _check_own_data(cfg, cli)
     return cfg
 

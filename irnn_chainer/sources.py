@@ -116,7 +116,16 @@ def _mnist(cfg, run_dir, log):
 
     splits = mnist.get_mnist(cfg['dataset'], cfg['data_dir'], cfg['train_limit'], cfg['test_limit'], log=note)
     train_x, test_x = splits.train_x, splits.test_x
+    train_y, test_y = splits.train_y, splits.test_y
     description = lines[0]
+    if cfg.get('validation'):  # the last N training images stand in for the test set
+        n = int(cfg['validation'])
+        if n >= len(train_x):
+            raise UsageError('--validation %d: expected fewer than the %d training images' % (n, len(train_x)))
+        train_x, train_y, test_x, test_y = train_x[:-n], train_y[:-n], train_x[-n:], train_y[-n:]
+        description += '; validation: the last %d training images (the test set unused)' % n
+        log('validation: holding out the last %d of the training images; evaluating on them, '
+            'not on the test set' % n)
     if cfg['permute']:
         path = os.path.join(run_dir, runfolder.PERMUTATION_FILE)
         if os.path.lexists(path):
@@ -131,9 +140,9 @@ def _mnist(cfg, run_dir, log):
         except mnist.DataError as e:
             raise files.FileError('%s: %s' % (path, e)) from None
         description += '; permuted (seed %d)' % cfg['seed']
-    train, test = _datasets(train_x, splits.train_y, test_x, splits.test_y)
+    train, test = _datasets(train_x, train_y, test_x, test_y)
     return Data('mnist', train, test, source=splits.source, description=description,
-                fingerprint=_arrays_fingerprint(train_x, splits.train_y, test_x, splits.test_y),
+                fingerprint=_arrays_fingerprint(train_x, train_y, test_x, test_y),
                 **MNIST_SPEC)
 
 

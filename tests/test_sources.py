@@ -102,3 +102,27 @@ def test_changed_data_is_one_line(tmp_path):
     assert 'expected sha256 0000000000000000' in str(info.value) and '\n' not in str(info.value)
     sources.check_same(saved, d, allow=True)
     sources.check_same({'data_sha256': d.fingerprint['data_sha256']}, d, allow=False)
+
+
+def test_validation_holds_out_the_last_training_images_and_leaves_the_test_set_unused(tmp_path):
+    cfg, d, logged = load(tmp_path, dataset='embedded', validation=500, permute=True)
+    splits = mnist.get_mnist('embedded', None, None, None, log=lambda *a: None)
+    perm = np.load(os.path.join(str(tmp_path), 'permutation.npy'))
+    n = len(splits.train_x)
+    assert (len(d.train), len(d.test), d.train_size) == (n - 500, 500, n - 500)
+    x, y = d.test[0]  # the first validation image is training image n - 500, permuted as the rest
+    np.testing.assert_array_equal(x, splits.train_x[n - 500][perm])
+    assert y == splits.train_y[n - 500]
+    x, y = d.train[n - 501]
+    np.testing.assert_array_equal(x, splits.train_x[n - 501][perm])
+    assert not any(np.array_equal(d.test[i][0], splits.test_x[0][perm]) for i in range(len(d.test)))
+    assert any('last 500 of the training images' in line for line in logged)
+
+
+@pytest.mark.parametrize('flags, words', [
+    (dict(dataset='embedded', validation=4000), 'expected fewer than the 4000 training images'),
+    (dict(dataset='adding', validation=10), '--validation: holds out MNIST training images'),
+])
+def test_validation_refusals(tmp_path, flags, words):
+    with pytest.raises(UsageError, match=words):
+        load(tmp_path, **flags)
