@@ -92,6 +92,21 @@ def register_links(chain, **links):
             chain.add_link(name, links[name])
 
 
+def stateless_gru(n_in, n_units):
+    """A GRU link called as ``gru(h, x)`` -> the next h (h and x: (batch, units / n_in)).
+
+    Chainer >= 2: ``L.StatelessGRU(in_size, out_size)``. 1.x: ``L.GRU(n_units, n_inputs)``,
+    which was the stateless one then (2.0 made ``L.GRU`` stateful and added StatelessGRU).
+    1.0 and 1.3 have no links at all.
+    """
+    import chainer.links as L
+    if hasattr(L, 'StatelessGRU'):
+        return L.StatelessGRU(n_in, n_units)
+    if hasattr(L, 'GRU'):
+        return L.GRU(n_units, n_in)
+    raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
+
+
 @contextlib.contextmanager
 def no_graph():
     """Evaluate without building a graph and in test mode.

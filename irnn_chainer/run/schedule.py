@@ -23,8 +23,39 @@ import numpy as np
 from chainer import training
 
 from irnn_chainer.compat import api
+from irnn_chainer.errors import UsageError
+from irnn_chainer.model import rnn
 
 SCHEDULES = ('constant', 'step', 'cosine', 'plateau')
+
+
+# ---- the rules between settings that are the schedule's (settings.RULES lists them) -------
+
+def check_lr_settings(cfg, given, saved):
+    """--lr-decay belongs to the step and plateau schedules; --lr-min is below --lr."""
+    if (given.get('lr_decay') is not None and given.get('lr_schedule') is None and not saved
+            and cfg['lr_schedule'] in ('constant', 'cosine')):
+        cfg['lr_schedule'] = None  # an explicit step decay takes the place of a preset's schedule
+    if cfg['lr_schedule'] in ('constant', 'cosine') and cfg['lr_decay']:
+        if given.get('lr_decay') is not None:
+            raise UsageError('--lr-decay %s: not used by --lr-schedule %s (it applies to step and plateau)'
+                             % (cfg['lr_decay'], cfg['lr_schedule']))
+        cfg['lr_decay'] = None  # a preset's step decay gives way to the schedule asked for
+    if not 0 <= float(cfg['lr_min']) < cfg['lr']:
+        raise UsageError('--lr-min: expected a rate in [0, --lr = %s), got %s' % (cfg['lr'], cfg['lr_min']))
+
+
+def identity_decay_applies(cfg):
+    """The pull (:class:`IdentityDecay`) is toward the IRNN's identity start; why not, or None."""
+    if not issubclass(rnn.MODELS[cfg['model']].cls, rnn.IRNN):
+        return 'pulls the identity-initialised recurrent matrix of --model irnn, not of %s' % cfg['model']
+    return None
+
+
+def check_identity_decay(cfg, given, saved):
+    if cfg['identity_decay'] * cfg['lr'] > 1:
+        raise UsageError('--identity-decay: expected at most 1 / --lr = %g (a pull past the identity), got %s'
+                         % (1.0 / cfg['lr'], cfg['identity_decay']))
 
 
 def schedule_name(cfg):
