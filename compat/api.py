@@ -227,6 +227,14 @@ def update(optimizer, model, loss):
     optimizer.update()
 
 
+def array_of(v):
+    """The array inside a Variable (``.array`` from Chainer 3 on, ``.data`` before); an array
+    is returned as it is."""
+    if isinstance(v, chainer.Variable):
+        return v.array if hasattr(v, 'array') else v.data
+    return v
+
+
 def array_module(x):
     """numpy or cupy, for an array or Variable (``chainer.backend`` 5.x+,
     ``cuda.get_array_module`` 1.3+; 1.0 has PyCUDA arrays and no such helper)."""

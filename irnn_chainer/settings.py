@@ -180,6 +180,9 @@ SETTINGS = (
     Setting('input_dropout', 0.0, 'float', 'while training, set each input pixel to 0 (black) with '
             'probability P (default 0: off); MNIST only', NOISE, metavar='P', check=_in_01,
             expected='a probability in [0, 1) (0 = off)', applies=mnist_data.input_dropout_applies),
+    Setting('grad_noise', 0.0, 'float', 'add Gaussian noise of variance ETA / (1 + t)^0.55 to the gradient of '
+            'update t, before clipping (default 0: off)', NOISE, metavar='ETA', check=_at_least_0,
+            expected='a variance >= 0'),
     Setting('ema', 0.0, 'float', 'also evaluate a moving average of the weights (e.g. 0.999; default 0: '
             'off), logged as ema/main/*, saved as model_ema.npz', NOISE, metavar='DECAY', check=_in_01,
             expected='a decay factor in [0, 1) (e.g. 0.999; 0 = off)'),

@@ -199,3 +199,36 @@ def test_a_finished_run_in_results_evaluates_to_its_last_logged_accuracy(name):
     assert os.path.basename(r['model']) == 'model.npz'
     assert r['accuracy'] == pytest.approx(last['validation/main/accuracy'], abs=1.5e-4)  # 1 image
     assert r['loss'] == pytest.approx(last['validation/main/loss'], rel=1e-4)
+
+
+# ---- a run made before the layout by role and the one table of settings -------------------
+
+BEFORE_LAYOUT = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-layout', 'adding-cosine-pull-ema')
+BEFORE_LAYOUT_CMD = ('--dataset adding --length 6 --train-limit 64 --test-limit 16 --unit 5 -b 16 --log-interval 2 '
+                     '--optimizer rmsprop --lr 1e-3 --lr-schedule cosine --identity-decay 1 --ema 0.99 '
+                     '--skip-nonfinite --dropout 0.1 --no-progress')
+
+
+def test_a_snapshot_from_before_the_layout_resumes_to_the_same_weights_as_todays_run(tmp_path):
+    old = str(tmp_path / 'old')
+    shutil.copytree(BEFORE_LAYOUT, old)
+    new = str(tmp_path / 'new')  # the same run today: 3 updates (the cosine planned over 3), resumed to 6
+    assert cli.main(['train'] + BEFORE_LAYOUT_CMD.split() + ['--iteration', '3', '-o', new]) == 0
+    snap_old, snap_new = (npz(os.path.join(d, 'snapshot_iter_3')) for d in (old, new))
+    assert sorted(snap_old) == sorted(snap_new)  # the same extensions under the same names
+    for k in snap_old:  # every array the same, times aside
+        if 'elapsed_time' not in k and k != 'extensions/LogReport/_log':
+            np.testing.assert_array_equal(snap_old[k], snap_new[k], err_msg=k)
+    strip = lambda log: [{k: v for k, v in r.items() if k != 'elapsed_time'} for r in json.loads(str(log))]  # noqa
+    assert strip(snap_old['extensions/LogReport/_log']) == strip(snap_new['extensions/LogReport/_log'])
+    for run in (old, new):
+        assert cli.main(['train', '--resume', run, '--iteration', '6', '--no-progress']) == 0
+    for name in (runfolder.MODEL_FILE, runfolder.EMA_MODEL_FILE):
+        a, b = npz(os.path.join(old, name)), npz(os.path.join(new, name))
+        assert sorted(a) == sorted(b)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg='%s %s' % (name, k))
+    log_old, log_new = (json.load(open(os.path.join(d, 'log'))) for d in (old, new))
+    assert [r['iteration'] for r in log_old] == [r['iteration'] for r in log_new] == [2, 3, 4, 6]
+    assert log_old[-1]['validation/main/loss'] == log_new[-1]['validation/main/loss']
+    assert log_old[-1]['lr'] == log_new[-1]['lr']

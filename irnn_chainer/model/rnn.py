@@ -457,10 +457,7 @@ def check_real(x, n_features, dtype=None, name='x'):
     what was expected and what was given (Chainer's own error for a 2-D input to a Linear
     is "Expect: in_types[0].ndim >= 2, Actual: 1 < 2", which says neither).
     """
-    if isinstance(x, chainer.Variable):
-        arr = x.array if hasattr(x, 'array') else x.data
-    else:
-        arr = x
+    arr = api.array_of(x)
     if not hasattr(arr, 'dtype') or not hasattr(arr, 'ndim'):
         raise TypeError('%s: expected a float array with shape (batch, time, %d), got %s'
                         % (name, n_features, type(arr).__name__))

@@ -184,3 +184,35 @@ class IdentityDecay(training.Extension):
             diag = api.array_module(W).arange(n)
             W *= 1.0 - c
             W[diag, diag] += c * self.scale
+
+
+class GradientNoise(object):
+    """``--grad-noise ETA``: Gaussian noise of variance ``ETA / (1 + t) ** 0.55`` added to the
+    gradient of update t (t = 0, 1, ...), as Neelakantan et al. (2015, "Adding gradient noise
+    improves learning for very deep networks") anneal it. The draws are keyed by (seed,
+    rank, t), t being the optimizer's own update count, which snapshots keep: a resumed run
+    draws the same noise. An optimizer hook, after the non-finite check, before clipping."""
+    name = 'GradientNoise'
+    timing = 'pre'
+    call_for_each_param = False
+
+    def __init__(self, eta, seed, rank=0):
+        self.eta, self.seed, self.rank = float(eta), int(seed), int(rank)
+
+    def __call__(self, optimizer):
+        t = int(optimizer.t)  # updates made before this one
+        std = math.sqrt(self.eta / (1.0 + t) ** 0.55)
+        rng = np.random.RandomState([self.seed, self.rank, t, 4])  # 4: apart from NoiseKey's streams
+        for _, param in sorted(optimizer.target.namedparams()):
+            if param.grad is None:
+                continue
+            noise = rng.normal(0.0, std, param.grad.shape).astype(param.grad.dtype)
+            param.grad += api.array_module(param.grad).asarray(noise)
+
+
+def gradient_noise(run):
+    """The run's GradientNoise hook (train.HOOKS lists this), if --grad-noise is on."""
+    cfg = run.cfg
+    if not cfg['grad_noise']:
+        return []
+    return [GradientNoise(cfg['grad_noise'], cfg['seed'], run.comm.rank if run.comm is not None else 0)]

@@ -291,9 +291,24 @@ def load_data(run, allow_changed_data):
     return data
 
 
+def skip_nonfinite(run):
+    return [SkipNonFinite()] if run.cfg['skip_nonfinite'] else []
+
+
+def clipping(run):
+    return [api.gradient_clipping(run.cfg['clip'])] if run.cfg['clip'] else []
+
+
+#: The optimizer's hooks, one function per feature, in the order they act on the gradient:
+#: a non-finite gradient zeroed first (noise or clipping cannot rescue it), the noise, then
+#: the clip that bounds the sum. Each takes the run and returns a list of hooks.
+HOOKS = (skip_nonfinite, schedule.gradient_noise, clipping)
+
+
 def build(run, data):
     """Step 3: the model (model.for_run), its initial weights (``--init-from``), the
-    optimizer with its hooks (skip non-finite updates, then clip; averaged over the ranks)."""
+    optimizer with its hooks (:data:`HOOKS`; under MPI the gradients are averaged over the
+    ranks before them)."""
     cfg = run.cfg
     model = model_mod.for_run(cfg, data)
     if cfg['init_from'] and not run.snapshot:
@@ -301,10 +316,9 @@ def build(run, data):
     api.to_device(model, run.device)
     check_device_kernel(model, cfg, run.device, data.train, data.test)
     optimizer = api.setup_optimizer(optimizers.make(cfg), model)
-    if cfg['skip_nonfinite']:
-        optimizer.add_hook(SkipNonFinite())  # before clipping: hooks run in the order added
-    if cfg['clip']:
-        optimizer.add_hook(api.gradient_clipping(cfg['clip']))
+    for feature in HOOKS:  # hooks run on each update's gradient in the order added
+        for hook in feature(run):
+            optimizer.add_hook(hook)
     if run.comm is not None:  # gradients averaged over the ranks before the hooks and the step
         optimizer = dist.multi_node_optimizer(optimizer, model, run.comm)
     run.model = model
