@@ -26,10 +26,11 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.8',
-    packages=['irnn_chainer', 'irnn_chainer.kernels', 'irnn_chainer.compat'],
+    packages=['irnn_chainer', 'irnn_chainer.commands', 'irnn_chainer.data', 'irnn_chainer.kernels',
+              'irnn_chainer.model', 'irnn_chainer.run', 'irnn_chainer.compat'],
     package_dir={'irnn_chainer': 'irnn_chainer', 'irnn_chainer.compat': 'compat'},
-    # The embedded 5000-image MNIST subset (CC BY-SA 3.0) and its provenance; data.py reads it.
-    package_data={'irnn_chainer': ['embedded/mnist_5k.npz', 'embedded/README.md'],
+    # The embedded 5000-image MNIST subset (CC BY-SA 3.0) and its provenance; data/mnist.py reads it.
+    package_data={'irnn_chainer.data': ['embedded/mnist_5k.npz', 'embedded/README.md'],
                   # the CUDA kernel's source, compiled by CuPy at run time (kernels/cuda.py)
                   'irnn_chainer.kernels': ['*.cu']},
     # Optional: when it cannot compile, the install goes on and the NumPy kernel runs
@@ -58,5 +59,5 @@ setup(
         # (tests/test_cuda_kernel.py); Linux x86-64 wheels only.
         'test': ['pytest', 'nvidia-cuda-nvrtc-cu12; platform_system == "Linux" and platform_machine == "x86_64"'],
     },
-    entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.cli:main']},
+    entry_points={'console_scripts': ['irnn-chainer = irnn_chainer.commands.cli:main']},
 )

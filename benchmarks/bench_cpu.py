@@ -88,7 +88,7 @@ def chainer_update(model_name, impl, kernel, x, y):
     import irnn_chainer  # noqa: F401  (compat shims first)
     import chainer
     import chainer.functions as F
-    from irnn_chainer import model as model_mod
+    from irnn_chainer.model import rnn as model_mod
     np.random.seed(0)
     model = model_mod.build(model_name, n_units=H, init_std=0.001, impl=impl)
     opt = chainer.optimizers.SGD(lr=1e-8)
@@ -182,7 +182,7 @@ def eval_pass():
     os.environ['IRNN_FUSED_KERNEL'] = 'c'
     import irnn_chainer  # noqa: F401
     import chainer
-    from irnn_chainer import model as model_mod
+    from irnn_chainer.model import rnn as model_mod
     x, y, _ = load_pixels(10000, 'test')
     np.random.seed(0)
     model = model_mod.build('irnn', n_units=H, impl='fused')

@@ -27,7 +27,7 @@ import chainer
 import chainer.links as L
 
 from irnn_chainer import kernels
-from irnn_chainer import model as model_mod
+from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.compat import api
 
 VARIANTS = [  # name, impl, device, IRNN_FUSED_KERNEL

@@ -34,7 +34,7 @@ def child(a):
     import irnn_chainer  # noqa: F401  (shims)
     import chainer
     from irnn_chainer import settings
-    from irnn_chainer import train as train_mod
+    from irnn_chainer.run import train as train_mod
     from irnn_chainer.kernels import c_kernel
     try:
         from irnn_chainer.kernels import threads

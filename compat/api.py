@@ -3,7 +3,7 @@
 The rest of the package calls these functions and never tests version numbers itself.
 Features are detected (``HAS_LINKS``, ``HAS_CONFIG``, ``HAS_HOOKS``, ``SAVE_FORMAT``, probes
 in :mod:`.shims`), never parsed from version strings; each adapter says which releases
-need it and why. tools/matrix.py runs the same fixed-seed check through this module (and irnn_chainer/eras.py,
+need it and why. tools/matrix.py runs the same fixed-seed check through this module (and irnn_chainer/model/eras.py,
 the IRNN built in every era) on
 9 Chainer releases x NumPy 1.26 / 2.x.
 
@@ -440,7 +440,7 @@ def load_npz(source, obj, path_in_file=''):
 
 # --------------------------------------------------------------------------------------
 # Models of every era: FunctionSet (1.0-1.3), Chain via add_link (1.24), Chain via
-# init_scope (2.0+). (The IRNN built in each of them: irnn_chainer/eras.py.)
+# init_scope (2.0+). (The IRNN built in each of them: irnn_chainer/model/eras.py.)
 
 def is_function_set(model):
     """True for a 1.0-1.3 style ``FunctionSet`` (no Links: parameters live on Functions)."""

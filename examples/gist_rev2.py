@@ -33,7 +33,7 @@ import numpy as np
 # In a tools/matrix.py venv, irnn_chainer is imported from the checkout this names.
 os.environ.setdefault('IRNN_CHAINER_ROOT', os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import irnn_chainer  # noqa: E402,F401  (environment shims A-D)
-from irnn_chainer import compare as harness  # noqa: E402
+from irnn_chainer.commands import compare as harness  # noqa: E402
 from irnn_chainer.compat import api  # noqa: E402  (shim E; api.scalar = shim F)
 # ----------------------------------------------------------------------------------------
 

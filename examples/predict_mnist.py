@@ -19,7 +19,8 @@ import sys
 import numpy as np
 
 import irnn_chainer
-from irnn_chainer import data, files
+from irnn_chainer import files
+from irnn_chainer.data import mnist as data
 from irnn_chainer.errors import UsageError
 from irnn_chainer.compat import api
 

@@ -2,7 +2,7 @@
 """Pixel-by-pixel MNIST with an IRNN, written like Chainer's own examples/mnist.
 
 This is the whole experiment on one screen: the model comes from irnn_chainer.model,
-the data from irnn_chainer.data; everything else is a standard Chainer Trainer.
+the data from irnn_chainer.data.mnist; everything else is a standard Chainer Trainer.
 `irnn-chainer train` is the same loop with resume, permutation and run-folder handling.
 """
 import argparse
@@ -14,9 +14,9 @@ from chainer import training
 from chainer.training import extensions
 
 from irnn_chainer.compat import api
-from irnn_chainer.data import get_mnist
+from irnn_chainer.data.mnist import get_mnist
 from irnn_chainer.model import IRNN
-from irnn_chainer.train import ShuffledIterator, convert
+from irnn_chainer.run.train import ShuffledIterator, convert
 
 
 def main():

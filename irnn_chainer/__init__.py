@@ -23,5 +23,5 @@ def load(run, device=None):
     run folder of ``irnn-chainer train`` or one of its snapshot files (the newest weights
     are used, as ``irnn-chainer evaluate`` does); ``device``: '@numpy', '@cupy:0', ...
     (default: the run's own). See :mod:`irnn_chainer.predict`."""
-    from irnn_chainer import predict  # imported here: importing the package stays light
+    from irnn_chainer.commands import predict  # imported here: importing the package stays light
     return predict.load(run, device)

@@ -7,11 +7,11 @@ with ids) is checked where the data are known, by the model factory.
 """
 import math
 
-from irnn_chainer import memory
-from irnn_chainer import recovery
-from irnn_chainer import schedule
+from irnn_chainer.run import memory
+from irnn_chainer.run import recovery
+from irnn_chainer.run import schedule
 from irnn_chainer.errors import UsageError
-from irnn_chainer.model import MODELS
+from irnn_chainer.model.rnn import MODELS
 
 # Settings that define a run; ``--resume`` keeps them from the run's config.json.
 DEFAULTS = {

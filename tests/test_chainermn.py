@@ -14,12 +14,12 @@ import pytest
 import irnn_chainer  # noqa: F401  (compat shims first)
 import chainer
 
-from irnn_chainer import train as train_mod
-from irnn_chainer import model as model_mod
-from irnn_chainer import runfolder
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer import sources
-from irnn_chainer.cli import main
+from irnn_chainer.data import sources
+from irnn_chainer.commands.cli import main
 from irnn_chainer.compat import api
 
 

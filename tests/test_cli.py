@@ -86,7 +86,7 @@ def test_console_script_matches_module():
 # libraries' own thread counts as OpenBLAS reports them (threadpoolctl asks the library).
 _BLAS_AFTER = '''
 import json, sys, threadpoolctl
-from irnn_chainer import cli
+from irnn_chainer.commands import cli
 code = cli.main(sys.argv[1:])
 print(json.dumps([code] + [i['num_threads'] for i in threadpoolctl.threadpool_info()
                            if i.get('user_api') == 'blas']))
@@ -122,7 +122,7 @@ def test_info_names_the_blas_thread_count():
 # ---------------------------------------------------------------------- flags (issue 15, group 5)
 
 def in_process(capsys, *argv):
-    from irnn_chainer import cli
+    from irnn_chainer.commands import cli
     try:
         code = cli.main(list(argv))
     except SystemExit as e:
@@ -182,7 +182,8 @@ def test_runs_that_cannot_work_are_refused_first(capsys, tmp_path, args, words):
 
 
 def test_memory_estimate_by_hand():
-    from irnn_chainer import memory, settings
+    from irnn_chainer import settings
+    from irnn_chainer.run import memory
     cfg = settings.resolve_config({'batchsize': 100000})
     need, biggest = memory.estimate(cfg)
     states = 784 * 100000 * 100 * 4                            # T x batch x H float32

@@ -21,8 +21,8 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
-from irnn_chainer import compare
-from irnn_chainer import eras
+from irnn_chainer.commands import compare
+from irnn_chainer.model import eras
 from irnn_chainer.compat import api, shims
 from irnn_chainer.model import IRNN, check_ids
 
@@ -103,7 +103,7 @@ def test_check_ids_needs_no_chainer_and_is_the_one_every_era_uses():
     which the IRNN of every era (eras.py) uses."""
     import subprocess
     import sys
-    code = ('import sys, irnn_chainer.checks as c, numpy as np; '
+    code = ('import sys, irnn_chainer.model.checks as c, numpy as np; '
             'assert "chainer" not in sys.modules, "checks imported chainer"; '
             'print(c.check_ids(np.array([[0, 255, 3]], np.uint8), 256).dtype)')
     out = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -530,7 +530,7 @@ def test_compare_library_program_losses_are_the_models(tmp_path):
 
 
 def test_compare_cli_registered():
-    from irnn_chainer import cli
+    from irnn_chainer.commands import cli
     args = cli.build_parser().parse_args(['compare', '--iterations', '3', '--out', 'x'])
     assert args.command == 'compare' and args.iterations == 3 and args.train_limit == 320
 
@@ -552,7 +552,7 @@ def test_matrix_all_cells(tmp_path):
 
 @needs_matrix
 def test_compare_against_the_gists(tmp_path):
-    from irnn_chainer import cli
+    from irnn_chainer.commands import cli
     out = str(tmp_path / 'cmp')
     assert cli.main(['compare', '--iterations', '3', '--train-limit', '48', '--test-limit', '100',
                      '--out', out]) == 0

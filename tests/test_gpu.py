@@ -16,11 +16,12 @@ import irnn_chainer  # noqa: F401  (compat shims before chainer)
 import chainer
 import chainer.functions as F
 
-from irnn_chainer import fused, kernels
-from irnn_chainer import model as model_mod
-from irnn_chainer import train as train_mod
-from irnn_chainer import evaluate as evaluate_mod
-from irnn_chainer import runfolder
+from irnn_chainer import kernels
+from irnn_chainer.model import fused
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.commands import evaluate as evaluate_mod
+from irnn_chainer.run import runfolder
 from irnn_chainer.compat import api
 
 pytestmark = pytest.mark.gpu

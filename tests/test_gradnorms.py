@@ -10,9 +10,9 @@ import numpy as np
 
 import irnn_chainer  # noqa: F401  (compat shims first)
 import chainer
-from irnn_chainer import runfolder
-from irnn_chainer import train as train_mod
-from irnn_chainer.weights import load_run_model
+from irnn_chainer.run import runfolder
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.model.weights import load_run_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, 'tools', 'gradnorms.py')
@@ -39,7 +39,7 @@ def test_norms_match_the_output_bias_gradient_by_hand(tmp_path):
     got = gradnorms.measure(run, batches=3, seed=5, log=quiet)
     # the same batches, drawn as the tool draws them
     cfg, model, _ = load_run_model(run)
-    from irnn_chainer import sources
+    from irnn_chainer.data import sources
     data = sources.load(cfg, run, log=quiet)
     rng = np.random.RandomState(5)
     for k in range(3):

@@ -81,8 +81,8 @@ def user_env(tmp_path, closed_port):
 def test_wheel_holds_the_package_data_and_the_c_kernel(installed):
     _, wheel = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert 'irnn_chainer/embedded/mnist_5k.npz' in names
-    assert 'irnn_chainer/embedded/README.md' in names
+    assert 'irnn_chainer/data/embedded/mnist_5k.npz' in names
+    assert 'irnn_chainer/data/embedded/README.md' in names
     assert 'irnn_chainer/compat/shims.py' in names
     assert 'irnn_chainer/kernels/irnn_cuda.cu' in names   # CuPy compiles it at run time
     assert any(n.startswith('irnn_chainer/kernels/_irnn_cpu.') and n.endswith('.so') for n in names)

@@ -140,7 +140,7 @@ def test_float64_tanh_is_the_c_library_one():
 
 def test_cli_threads_flag_env_and_communicator_default(monkeypatch, capsys):
     import argparse
-    from irnn_chainer import cli
+    from irnn_chainer.commands import cli
     monkeypatch.delenv(threads.ENV, raising=False)
     cli.set_threads(argparse.Namespace(threads=3, communicator=None))
     assert threads.get_threads() == 3

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
-from irnn_chainer import cli
-from irnn_chainer import evaluate as evaluate_mod
-from irnn_chainer import model as model_mod
-from irnn_chainer import runfolder
+from irnn_chainer.commands import cli
+from irnn_chainer.commands import evaluate as evaluate_mod
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer import sources
-from irnn_chainer import train as train_mod
-from irnn_chainer.weights import load_run_model
+from irnn_chainer.data import sources
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.model.weights import load_run_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')

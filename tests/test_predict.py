@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import irnn_chainer
-from irnn_chainer import cli
-from irnn_chainer import data as data_mod
-from irnn_chainer import predict as predict_mod
-from irnn_chainer import sequences as seq_mod
-from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer.commands import cli
+from irnn_chainer.data import mnist as data_mod
+from irnn_chainer.commands import predict as predict_mod
+from irnn_chainer.data import sequences as seq_mod
+from irnn_chainer.commands import evaluate as evaluate_mod
 from irnn_chainer import files
-from irnn_chainer import runfolder
-from irnn_chainer import train as train_mod
+from irnn_chainer.run import runfolder
+from irnn_chainer.run import train as train_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')

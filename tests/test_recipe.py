@@ -13,13 +13,13 @@ import irnn_chainer  # noqa: F401  (first: the NumPy shims Chainer needs)
 import chainer
 import chainer.functions as F
 from chainer import gradient_check
-from irnn_chainer import fused
-from irnn_chainer import model as model_mod
-from irnn_chainer import recovery
-from irnn_chainer import schedule
-from irnn_chainer import runfolder
+from irnn_chainer.model import fused
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import recovery
+from irnn_chainer.run import schedule
+from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer import train as train_mod
+from irnn_chainer.run import train as train_mod
 from irnn_chainer.errors import TrainingDiverged, UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -492,7 +492,7 @@ def test_identity_decay_refused_where_it_does_not_apply():
 def test_weight_average_by_hand():
     """Three 'updates' of a one-parameter link: the average follows A <- d A + (1 - d) W with
     d = min(DECAY, (1 + n) / (10 + n)), computed here by hand; the model itself is untouched."""
-    from irnn_chainer import averaging
+    from irnn_chainer.run import averaging
     link = chainer.links.Linear(1, 1, initialW=np.array([[2.0]]), initial_bias=np.array([0.0]))
     avg = averaging.WeightAverage(link, 0.25)
     expected = 2.0
@@ -524,7 +524,7 @@ def test_ema_run_averages_the_weights_it_trained_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(v, params_of(runs[6])[k_], err_msg=k_)
     # the initial weights: the run's model factory with the run's seed
     run_cfg = runfolder.read_config(runs[6])
-    from irnn_chainer import sources
+    from irnn_chainer.data import sources
     init = model_mod.for_run(run_cfg, sources.from_config(run_cfg)).predictor
     avg = {name.lstrip('/'): p.data.astype(np.float64) for name, p in init.namedparams()}
     for k in range(1, 7):
@@ -565,9 +565,9 @@ def test_evaluate_and_load_take_a_runs_model_ema_npz(tmp_path, capsys):
     as ema/main/*; ``RUN/model.npz`` the trained ones (validation/main/*); ``irnn_chainer.load``
     and ``predict`` take the same files."""
     import irnn_chainer
-    from irnn_chainer import evaluate
-    from irnn_chainer import sources
-    from irnn_chainer.cli import main
+    from irnn_chainer.commands import evaluate
+    from irnn_chainer.data import sources
+    from irnn_chainer.commands.cli import main
     run = str(tmp_path / 'run')
     train_mod.train(dict(SMALL, ema=0.5, iteration=6), run, progress=False, log=quiet)
     last = json.load(open(os.path.join(run, 'log')))[-1]

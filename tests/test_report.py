@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from irnn_chainer import report
+from irnn_chainer.commands import report
 
 
 def make_run(root, name, cfg, log):

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import irnn_chainer  # noqa: F401
-from irnn_chainer import cli
-from irnn_chainer import eras
+from irnn_chainer.commands import cli
+from irnn_chainer.model import eras
 from irnn_chainer import files
-from irnn_chainer import runfolder
-from irnn_chainer import train as train_mod
-from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer.run import runfolder
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.commands import evaluate as evaluate_mod
 from irnn_chainer.compat import api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -320,7 +320,7 @@ def test_changed_data_is_refused_unless_allowed(tmp_path, capsys):
 def test_mnist_data_checksum_is_of_the_arrays(tmp_path, capsys):
     out = run(tmp_path, 'r', iteration=1)
     cfg = json.load(open(os.path.join(out, 'config.json')))
-    from irnn_chainer import data
+    from irnn_chainer.data import mnist as data
     s = data.get_mnist('embedded', train_limit=48, test_limit=32, log=quiet)
     assert cfg['data_sha256'] == files.sha256_arrays(s.train_x, s.train_y, s.test_x, s.test_y)
 

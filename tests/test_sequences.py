@@ -16,18 +16,18 @@ from chainer import gradient_check
 
 from irnn_chainer.compat import api
 from irnn_chainer import files
-from irnn_chainer import sequences as S
-from irnn_chainer import evaluate as evaluate_mod
+from irnn_chainer.data import sequences as S
+from irnn_chainer.commands import evaluate as evaluate_mod
 from irnn_chainer.model import RNN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 try:
-    from irnn_chainer import fused  # noqa: F401
+    from irnn_chainer.model import fused  # noqa: F401
     HAVE_FUSED = True
 except ImportError:  # pragma: no cover
     HAVE_FUSED = False
-needs_fused = pytest.mark.skipif(not HAVE_FUSED, reason='irnn_chainer.fused not importable')
+needs_fused = pytest.mark.skipif(not HAVE_FUSED, reason='irnn_chainer.model.fused not importable')
 
 
 # ------------------------------------------------------------------ model vs NumPy loop
@@ -240,7 +240,7 @@ def quiet(*args):
 def test_adding_problem_T150_learns_below_baseline(tmp_path):
     """T=150 with 32 units, Adam 1e-3, clip 1, batch 32: under half the always-1 MSE within
     1250 updates (2 epochs of 20000 sequences; seconds with the fused recurrence)."""
-    from irnn_chainer import train as train_mod
+    from irnn_chainer.run import train as train_mod
     out = str(tmp_path / 'adding')
     cfg = dict(dataset='adding', length=150, train_limit=20000, test_limit=1000, unit=32,
                init_std=0.1, optimizer='adam', lr=1e-3, clip=1.0, batchsize=32, epoch=2, seed=0)
@@ -367,7 +367,7 @@ def test_every_bad_file_gives_one_line_naming_file_array_expected_found(tmp_path
 
 
 def test_data_errors_are_data_errors_for_the_cli():
-    from irnn_chainer import data as data_mod
+    from irnn_chainer.data import mnist as data_mod
     assert issubclass(S.SequenceDataError, data_mod.DataError)
 
 
@@ -448,7 +448,7 @@ def test_with_test_split(tmp_path):
 # ------------------------------------------------------------------- training and CLI
 
 def test_train_on_own_npz_with_stacked_layers_then_evaluate(tmp_path):
-    from irnn_chainer import train as train_mod
+    from irnn_chainer.run import train as train_mod
     x, y = blog_like(n=80, T=6)
     data = str(tmp_path / 'blog.npz')
     np.savez(data, x=x, y=y)

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
-from irnn_chainer import schedule
+from irnn_chainer.run import schedule
 from irnn_chainer import settings
 from irnn_chainer.errors import UsageError
 

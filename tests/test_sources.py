@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
-from irnn_chainer import data as mnist
-from irnn_chainer import model as model_mod
+from irnn_chainer.data import mnist
+from irnn_chainer.model import rnn as model_mod
 from irnn_chainer import settings
-from irnn_chainer import sources
+from irnn_chainer.data import sources
 from irnn_chainer.errors import UsageError
 
 FIELDS = ('kind', 'input', 'n_in', 'task', 'n_out', 'baseline', 'source', 'train_size')

@@ -13,9 +13,9 @@ import pytest
 
 optuna = pytest.importorskip('optuna')
 
-from irnn_chainer import sweep  # noqa: E402
-from irnn_chainer import train as train_mod  # noqa: E402
-from irnn_chainer.cli import main  # noqa: E402
+from irnn_chainer.commands import sweep  # noqa: E402
+from irnn_chainer.run import train as train_mod  # noqa: E402
+from irnn_chainer.commands.cli import main  # noqa: E402
 
 from pgserver import new_database, postgres_server  # noqa: E402
 

@@ -11,13 +11,13 @@ import pytest
 
 import irnn_chainer  # noqa: F401
 from irnn_chainer import files
-from irnn_chainer import train as train_mod
-from irnn_chainer import evaluate as evaluate_mod
-from irnn_chainer import model as model_mod
-from irnn_chainer import runfolder
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.commands import evaluate as evaluate_mod
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer import sources
-from irnn_chainer import weights
+from irnn_chainer.data import sources
+from irnn_chainer.model import weights
 from irnn_chainer.errors import UsageError
 
 
@@ -130,7 +130,7 @@ def test_fused_and_stepwise_train_the_same_50_iterations():
     """The same seed, data and optimizer: per-iteration losses and final parameters agree."""
     import chainer
     import chainer.links as L
-    from irnn_chainer import data
+    from irnn_chainer.data import mnist as data
     from irnn_chainer.compat import api
     from irnn_chainer.model import IRNN
     splits = data.get_mnist('embedded', train_limit=800, log=quiet)

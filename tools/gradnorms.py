@@ -22,9 +22,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import irnn_chainer  # noqa: E402,F401  (compat shims first)
 import chainer  # noqa: E402
 
-from irnn_chainer import files, sources, weights  # noqa: E402
+from irnn_chainer import files  # noqa: E402
+from irnn_chainer.data import sources
+from irnn_chainer.model import weights
 from irnn_chainer.errors import DataError, UsageError  # noqa: E402
-from irnn_chainer.train import convert  # noqa: E402
+from irnn_chainer.run.train import convert  # noqa: E402
 
 RECURRENT = re.compile(r'/(h\d*)_to_\1/W$')
 

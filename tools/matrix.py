@@ -214,7 +214,7 @@ def cell_check():
         import numpy as np
         import irnn_chainer  # noqa: F401  (environment shims)
         from irnn_chainer.compat import api, shims
-        from irnn_chainer import eras  # the IRNN built as this Chainer builds models
+        from irnn_chainer.model import eras  # the IRNN built as this Chainer builds models
         import chainer
         import chainer.optimizers  # not imported by ``import chainer`` in 1.0-1.3
         res.update(chainer=api.chainer_version(), numpy=np.__version__, import_s=time.time() - t0)

@@ -177,7 +177,7 @@ def _fraction(text):
 
 
 def add_sequence_arguments(p):
-    """Own data, stacked layers, the adding problem (irnn_chainer/sequences.py; docs/own-data.md)."""
+    """Own data, stacked layers, the adding problem (irnn_chainer/data/sequences.py; docs/own-data.md)."""
     g = p.add_argument_group('your own sequences (docs/own-data.md)')
     g.add_argument('--data', type=os.path.abspath, metavar='FILE',
                    help='train on FILE instead of MNIST: .npz with x, y (optional x_test, y_test) '
@@ -213,7 +213,7 @@ def _positive_float(text):
 
 
 def add_sweep_arguments(p):
-    g = p.add_argument_group('sweep (irnn_chainer/sweep.py; README, "Sweeps")')
+    g = p.add_argument_group('sweep (irnn_chainer/commands/sweep.py; README, "Sweeps")')
     g.add_argument('--study', default='irnn', help='study name (default irnn); every worker of a '
                    'sweep uses the same')
     g.add_argument('--trials', type=_positive_int, default=20,
@@ -282,7 +282,7 @@ def build_parser():
     p = sub.add_parser('sweep', help='hyperparameter sweep with Optuna (SQLite here, PostgreSQL '
                                      'across machines); training flags stay fixed for every trial')
     add_sweep_arguments(p)
-    from irnn_chainer import compare
+    from irnn_chainer.commands import compare
     compare.add_arguments(sub.add_parser(
         'compare', help='the library vs the 2015 gist revisions (Chainer 1.0.1, 1.3.0): '
                         'same seed and data, per-iteration losses side by side'))
@@ -291,7 +291,7 @@ def build_parser():
 
 def cmd_train(args):
     from irnn_chainer import settings
-    from irnn_chainer import train as train_mod
+    from irnn_chainer.run import train as train_mod
     from irnn_chainer.compat import api
     cli = {k: getattr(args, k, None) for k in settings.DEFAULTS}
     cli['device'] = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
@@ -318,7 +318,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from irnn_chainer import evaluate
+    from irnn_chainer.commands import evaluate
     from irnn_chainer.compat import api
     device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     r = evaluate.evaluate(args.run, data_dir=args.data_dir, dataset=args.dataset,
@@ -334,7 +334,7 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from irnn_chainer import predict
+    from irnn_chainer.commands import predict
     from irnn_chainer.compat import api
     device = api.device_spec(args.device, args.gpu) if (args.device or args.gpu is not None) else None
     summary = predict.predict_files(args.run, args.inputs, out=args.out, force=args.force,
@@ -346,7 +346,7 @@ def cmd_predict(args):
 
 def cmd_sweep(args):
     from irnn_chainer import settings
-    from irnn_chainer import sweep
+    from irnn_chainer.commands import sweep
     from irnn_chainer.compat import api
     if args.resume or args.force:
         raise sweep.SweepError('--%s does not apply to a sweep: run the same sweep command again to '
@@ -376,7 +376,7 @@ def cmd_info(args):
     print('cuda     %s' % (('usable: ' if ok else 'not usable: ') + why))
     for name, value in api.cuda_details():
         print('  - %s: %s' % (name, value))
-    from irnn_chainer import model
+    from irnn_chainer.model import rnn as model
     print('models   fused path: %s; stepwise only: %s' % (
         ', '.join(m for m, v in model.MODELS.items() if v[2]),
         ', '.join(m for m, v in model.MODELS.items() if not v[2]) or 'none'))
@@ -405,7 +405,7 @@ def set_threads(args):
 
 
 def cmd_report(args):
-    from irnn_chainer import report
+    from irnn_chainer.commands import report
     path, rows = report.write_report(args.runs, args.out)
     for r in rows:
         print('%-24s %-9s %-8s best %s  (%s epochs, %s iterations)' % (
@@ -421,10 +421,10 @@ def main(argv=None):
     if extra:  # the hint names the sub-command's --help, not the top level's
         parser._subparsers._group_actions[0].choices[args.command].error(
             'unrecognized arguments: %s' % ' '.join(extra))
-    from irnn_chainer import compare
+    from irnn_chainer.commands import compare
     from irnn_chainer import files
-    from irnn_chainer import report
-    from irnn_chainer import sweep
+    from irnn_chainer.commands import report
+    from irnn_chainer.commands import sweep
     from irnn_chainer.compat import api
     from irnn_chainer.errors import DataError, TrainingDiverged, UsageError
     try:

@@ -22,10 +22,10 @@ import numpy as np
 
 import chainer
 
-from irnn_chainer import data as mnist
+from irnn_chainer.data import mnist
 from irnn_chainer import files
-from irnn_chainer import runfolder
-from irnn_chainer import sequences
+from irnn_chainer.run import runfolder
+from irnn_chainer.data import sequences
 from irnn_chainer.errors import UsageError
 
 #: what pixel MNIST is, for the model: 256 pixel ids in, 10 classes out

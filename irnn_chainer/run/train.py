@@ -20,16 +20,16 @@ import chainer
 from chainer import training
 from chainer.training import extensions
 
-from irnn_chainer import averaging
-from irnn_chainer import distributed as dist
+from irnn_chainer.run import averaging
+from irnn_chainer.run import distributed as dist
 from irnn_chainer import files
-from irnn_chainer import model as model_mod
-from irnn_chainer import recovery
-from irnn_chainer import runfolder
-from irnn_chainer import schedule
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import recovery
+from irnn_chainer.run import runfolder
+from irnn_chainer.run import schedule
 from irnn_chainer import settings
-from irnn_chainer import sources
-from irnn_chainer import weights
+from irnn_chainer.data import sources
+from irnn_chainer.model import weights
 from irnn_chainer.compat import api
 from irnn_chainer.errors import DataError, TrainingDiverged, UsageError
 

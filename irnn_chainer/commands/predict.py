@@ -32,15 +32,15 @@ import numpy as np
 import chainer
 import chainer.functions as F
 
-from irnn_chainer import data as data_mod
+from irnn_chainer.data import mnist as data_mod
 from irnn_chainer import files
-from irnn_chainer import model as model_mod
-from irnn_chainer import runfolder
-from irnn_chainer import sequences as seq_mod
-from irnn_chainer import sources
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import runfolder
+from irnn_chainer.data import sequences as seq_mod
+from irnn_chainer.data import sources
 from irnn_chainer.compat import api
 from irnn_chainer.errors import UsageError
-from irnn_chainer.weights import load_run_model
+from irnn_chainer.model.weights import load_run_model
 
 SIDE = 28                       # MNIST images: 28 x 28 pixels
 BORDER = 2                      # the frame that :func:`looks_inverted` reads (MNIST: ~0 there)

@@ -7,9 +7,9 @@ that do not fit the model are one line naming the file.
 import os
 
 from irnn_chainer import files
-from irnn_chainer import model as model_mod
-from irnn_chainer import runfolder
-from irnn_chainer import sources
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import runfolder
+from irnn_chainer.data import sources
 from irnn_chainer.compat import api
 from irnn_chainer.errors import UsageError
 

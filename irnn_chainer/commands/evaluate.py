@@ -5,12 +5,12 @@ import time
 import chainer
 from chainer.training import extensions
 
-from irnn_chainer import runfolder
+from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer import sources
+from irnn_chainer.data import sources
 from irnn_chainer.compat import api
-from irnn_chainer.train import convert
-from irnn_chainer.weights import load_run_model, split_run
+from irnn_chainer.run.train import convert
+from irnn_chainer.model.weights import load_run_model, split_run
 
 
 def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, log=print,

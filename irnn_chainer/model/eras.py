@@ -10,7 +10,7 @@ import numpy as np
 import chainer
 import chainer.functions as F
 
-from irnn_chainer.checks import check_ids
+from irnn_chainer.model.checks import check_ids
 from irnn_chainer.compat.api import (HAS_CONFIG, HAS_LINKS, as_input, build_in_dtype, is_function_set,
                                      param_arrays, set_param_arrays)
 
@@ -39,7 +39,7 @@ def build_irnn(seed=0, n_units=100, n_in=256, n_out=10, init_std=0.001, dtype=np
     """
     weights = draw_irnn_weights(seed, n_units, n_in, n_out, init_std)
     if HAS_LINKS:
-        from irnn_chainer.model import IRNN
+        from irnn_chainer.model.rnn import IRNN
         model = build_in_dtype(lambda: IRNN(n_units=n_units, n_in=n_in, n_out=n_out,
                                             init_std=init_std), dtype)
     else:
@@ -57,7 +57,7 @@ def build_irnn(seed=0, n_units=100, n_in=256, n_out=10, init_std=0.001, dtype=np
 def irnn_forward(model, x):
     """Logits of the IRNN built by :func:`build_irnn` for pixel ids ``x`` (batch, time).
 
-    ``x`` is validated by :func:`irnn_chainer.checks.check_ids` on every version. From 2.0 this calls the
+    ``x`` is validated by :func:`irnn_chainer.model.checks.check_ids` on every version. From 2.0 this calls the
     model; on 1.x the recurrence runs here, with :func:`as_input` Variables (volatile
     inside :func:`no_graph`) — 1.x links would otherwise build a graph during evaluation.
     """

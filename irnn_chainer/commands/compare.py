@@ -85,7 +85,7 @@ def load_data(args, log=print):
             arrays = [z[k] for k in ('train_x', 'train_y', 'test_x', 'test_y')]
         log('data: %s, %d train / %d test images' % (args.data_npz, len(arrays[0]), len(arrays[2])))
     else:
-        from irnn_chainer import data
+        from irnn_chainer.data import mnist as data
         d = data.get_mnist(args.dataset, args.data_dir, log=log)
         arrays = [d.train_x, d.train_y, d.test_x, d.test_y]
     if args.train_limit:
@@ -146,7 +146,7 @@ def run_library(argv=None):
     import chainer
     import chainer.functions as F
     from irnn_chainer.compat import api
-    from irnn_chainer.model import IRNN
+    from irnn_chainer.model.rnn import IRNN
 
     train_x, train_y, test_x, test_y = load_data(args)
     np.random.seed(args.seed)
@@ -228,7 +228,7 @@ def add_arguments(p):
 
 def _program_command(name, args, root):
     if name == 'library':
-        return [sys.executable, '-m', 'irnn_chainer.compare', 'library']
+        return [sys.executable, '-m', 'irnn_chainer.commands.compare', 'library']
     script, cell = GISTS[name]
     py = getattr(args, 'python_' + name)
     if not py:
@@ -304,7 +304,7 @@ def write_outputs(logs, diffs, out, title, tolerance=1e-6):
     def row(label, fn):
         lines.append('| %s | %s |' % (label, ' | '.join(fn(logs[n], n) for n in names)))
 
-    row('program', lambda l, n: {'library': 'irnn_chainer.model.IRNN', 'rev1': 'examples/gist_rev1.py',
+    row('program', lambda l, n: {'library': 'irnn_chainer.model.rnn.IRNN', 'rev1': 'examples/gist_rev1.py',
                                  'rev2': 'examples/gist_rev2.py'}[n])
     row('Chainer', lambda l, n: l['chainer'])
     row('NumPy', lambda l, n: l['numpy'])
@@ -358,7 +358,7 @@ def write_outputs(logs, diffs, out, title, tolerance=1e-6):
 
 def run(args):
     """``irnn-chainer compare``: returns the exit code (0 agree, 1 disagree)."""
-    from irnn_chainer import data
+    from irnn_chainer.data import mnist as data
     for name in ('iterations', 'train_limit', 'test_limit'):
         v = getattr(args, name)
         if v is not None and v < 1:

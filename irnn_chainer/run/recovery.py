@@ -37,7 +37,7 @@ import numpy as np
 import chainer
 from chainer import training
 
-from irnn_chainer.schedule import _tolerant
+from irnn_chainer.run.schedule import _tolerant
 
 ACTIONS = ('rollback', 'stop', 'ignore')
 LOSS_FACTOR = 20.0  # diverged: a loss above LOSS_FACTOR * ln C

@@ -2,7 +2,7 @@
 
 Every worker runs the same command against the same study; the storage URL says where the
 study lives: an SQLite file (the default, one machine) or PostgreSQL (several machines).
-Each trial is a normal training run (irnn_chainer/train.py) in ``OUT/trial-NNNN``; it
+Each trial is a normal training run (irnn_chainer/run/train.py) in ``OUT/trial-NNNN``; it
 reports the test accuracy (regression: test MSE) at every evaluation, and a median pruner
 stops trials that fall below the median of earlier ones at the same point.
 
@@ -24,8 +24,8 @@ import warnings
 
 import chainer
 
-from irnn_chainer import train as train_mod
-from irnn_chainer import weights
+from irnn_chainer.run import train as train_mod
+from irnn_chainer.model import weights
 from irnn_chainer.errors import TrainingDiverged, UsageError
 
 DEFAULT_SPACE = {

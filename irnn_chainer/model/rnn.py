@@ -18,7 +18,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from irnn_chainer.checks import check_ids  # noqa: F401  (re-exported: the model's input check)
+from irnn_chainer.model.checks import check_ids  # noqa: F401  (re-exported: the model's input check)
 from irnn_chainer.compat import api
 from irnn_chainer.errors import UsageError
 
@@ -176,7 +176,7 @@ class RNN(chainer.Chain):
         """h^L_T layer by layer: each layer's inputs for all steps in one matmul (ids: the
         embedding table itself), then the whole recurrence as one FunctionNode (the first
         layer of ids from ``h0``, default 0: :func:`irnn_chainer.fused.irnn_recurrence`)."""
-        from irnn_chainer import fused
+        from irnn_chainer.model import fused
         batch, length = x.shape[:2]
         inp = x
         n_layers = len(self.layers)
@@ -255,7 +255,7 @@ class LSTM(chainer.Chain):
     def forward(self, x):
         x = input_dropout(check_ids(x, self.n_in), self.input_dropout, self.noise_key, self.xp)
         if self.impl == 'fused':  # one node: upward(E) as a table, then the fused recurrence
-            from irnn_chainer.fused import lstm_recurrence
+            from irnn_chainer.model.fused import lstm_recurrence
             up = self.lstm.upward
             h = lstm_recurrence(x, F.linear(self.pixel_to_h.W, up.W, up.b), self.lstm.lateral.W)
         else:
@@ -296,7 +296,7 @@ def resolve_impl(cfg):
     if not MODELS[cfg['model']][2]:
         return 'stepwise'
     try:
-        import irnn_chainer.fused  # noqa: F401
+        import irnn_chainer.model.fused  # noqa: F401
         if str(cfg.get('device') or '').startswith('@cupy'):
             import irnn_chainer.kernels.cuda  # noqa: F401  (the CUDA kernel)
     except ImportError:
@@ -355,7 +355,7 @@ class Regressor(chainer.Chain):
 
 
 # ---------------------------------------------------------------------------------------
-# Input checks (ids: irnn_chainer.checks, free of Chainer, shared with every era)
+# Input checks (ids: irnn_chainer.model.checks, free of Chainer, shared with every era)
 # ---------------------------------------------------------------------------------------
 
 def check_real(x, n_features, dtype=None, name='x'):
