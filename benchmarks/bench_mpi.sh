@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel speed-up (README, "Data-parallel training with ChainerMN"); pause other work first.
+# Data-parallel speed-up (docs/distributed.md); pause other work first.
 # 1 process at batch 16 vs mpiexec -n 2 at batch 8 per process (same global batch), fused C kernel,
 # 8000 full-MNIST training images (500 updates per epoch), 2 epochs, eval on 2000 test images.
 cd "$(dirname "$0")/.."

@@ -154,9 +154,9 @@ def test_every_run_in_results_resolves_and_builds_its_model(config):
 
 
 def test_the_committed_blog_run_loads_with_its_newest_weights():
-    """results/blog-own-irnn-pixel carries its last snapshot (made by the code before this
+    """results/blog/blog-own-irnn-pixel carries its last snapshot (made by the code before this
     change): load_run_model gives the gist's model with exactly those weights."""
-    run = os.path.join(ROOT, 'results', 'blog-own-irnn-pixel')
+    run = os.path.join(ROOT, 'results', 'blog', 'blog-own-irnn-pixel')
     snaps = runfolder.snapshots(run)
     if not snaps:
         pytest.skip('no snapshot in %s' % run)
@@ -170,10 +170,10 @@ def test_the_committed_blog_run_loads_with_its_newest_weights():
 
 
 def _finished_runs():
-    """results/ runs that reached their planned epochs, with their model.npz (the weights of
+    """results/GROUP/ runs that reached their planned epochs, with their model.npz (the weights of
     the last logged evaluation); the plain and identity RNNs (the LSTM's evaluation is slow)."""
     found = []
-    for config in sorted(glob.glob(os.path.join(ROOT, 'results', '*', 'config.json'))):
+    for config in sorted(glob.glob(os.path.join(ROOT, 'results', '*', '*', 'config.json'))):
         run = os.path.dirname(config)
         saved = json.load(open(config))
         log = os.path.join(run, 'log')
@@ -182,7 +182,7 @@ def _finished_runs():
             continue
         last = json.load(open(log))[-1]
         if saved.get('epoch') and last['epoch'] == saved['epoch'] and not saved.get('train_limit'):
-            found.append(os.path.basename(run))
+            found.append(os.path.relpath(run, os.path.join(ROOT, 'results')))
     return found
 
 
@@ -193,7 +193,7 @@ def test_a_finished_run_in_results_evaluates_to_its_last_logged_accuracy(name):
     data_dir = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
     if not os.path.exists(os.path.join(data_dir, 't10k-images-idx3-ubyte.gz')):
         pytest.skip('the real MNIST is not at %s' % data_dir)
-    run = os.path.join(ROOT, 'results', name)
+    run = os.path.join(ROOT, 'results', *name.split('/'))
     last = json.load(open(os.path.join(run, 'log')))[-1]
     r = evaluate_mod.evaluate(run, data_dir=data_dir, log=quiet)
     assert os.path.basename(r['model']) == 'model.npz'

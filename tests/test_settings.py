@@ -56,9 +56,9 @@ def test_a_fast_run_made_before_the_preset_changed_resumes_as_it_was():
 
 
 def test_a_permuted_fast_run_from_before_the_rate_change_resumes_at_its_own_rate():
-    """results/seed2-irnn-permuted was saved when ``fast --permute`` started at 5e-5: its
+    """results/ablations/seed2-irnn-permuted was saved when ``fast --permute`` started at 5e-5: its
     config, resumed under today's preset (1e-4), keeps 5e-5 and its cosine."""
-    with open(os.path.join(RESULTS, 'seed2-irnn-permuted', 'config.json')) as f:
+    with open(os.path.join(RESULTS, 'ablations', 'seed2-irnn-permuted', 'config.json')) as f:
         saved = json.load(f)
     assert (saved['preset'], saved['permute'], saved['lr']) == ('fast', True, 5e-5)
     cfg = settings.resolve_config({'epoch': 120}, saved)
