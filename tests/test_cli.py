@@ -119,7 +119,7 @@ def test_info_names_the_blas_thread_count():
     assert line.startswith('threads  1 (from IRNN_THREADS') and 'BLAS under NumPy: openblas 1' in line, line
 
 
-# ---------------------------------------------------------------------- flags (issue 15, group 5)
+# ---------------------------------------------------------------------- flags
 
 def in_process(capsys, *argv):
     from irnn_chainer.commands import cli

@@ -1,7 +1,7 @@
-"""Runs made before the reshaping of issue 16 still evaluate, resume and load, and the same
+"""Runs made before the RNN classes became one still evaluate, resume and load, and the same
 command today trains the same model under the same parameter names.
 
-The fixtures (tests/fixtures/runs-before-issue16, README there) were written by the code of
+The fixtures (tests/fixtures/runs-before-one-rnn-class, README there) were written by the code of
 commit c874615: the gist's pixel IRNN (``pixel_to_h``, ``h_to_h``, ``h_to_y``; permuted,
 RMSprop), a two-layer rnn-tanh on pixels and the adding problem (both ``x_to_h1``,
 ``h1_to_h1``, ...; the adding problem a regression).
@@ -25,9 +25,9 @@ from irnn_chainer.run import train as train_mod
 from irnn_chainer.model.weights import load_run_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-one-rnn-class')
 # the command each fixture was made with (its README); `fast --permute` then meant RMSprop
-# 3e-5 held constant, no h_0 noise, which today's flags have to say (issue 19 changed it)
+# 3e-5 held constant, no h_0 noise, which today's flags have to say (the preset changed since)
 COMMANDS = {
     'pixel-irnn-permuted': '--dataset embedded --train-limit 32 --test-limit 16 --unit 8 -b 16 --epoch 1 '
                            '--preset fast --permute --lr 3e-5 --lr-schedule constant --lr-min 0 '
@@ -103,7 +103,7 @@ def test_an_old_run_resumes_and_keeps_its_names(old_run):
     assert runfolder.snapshot_number(os.path.basename(newest)) == trainer.updater.iteration
     after = sorted(npz(newest))
     # every path of the old snapshot is still written (the model's, the optimizer's state, the
-    # iterator's...); what is new is the state of extensions added since (issue 19's schedule
+    # iterator's...); what is new is the state of extensions added since (the schedule's
     # and divergence guard), never the model's
     assert set(before) <= set(after), sorted(set(before) - set(after))
     model_paths = [k for k in after if k.startswith('updater/model:main/')]
@@ -127,7 +127,7 @@ def test_the_same_command_today_trains_the_same_model(tmp_path, capsys):
         skip = {'run_id', 'versions'}
         assert {k: v for k, v in new_cfg.items() if k in old_cfg and k not in skip} == \
             {k: v for k, v in old_cfg.items() if k not in skip}
-        # what is new: settings added since (issue 19), at their defaults
+        # what is new: settings added since, at their defaults
         # (a schedule spelled 'constant' is the default's, None: no schedule)
         added = {k: new_cfg[k] for k in set(new_cfg) - set(old_cfg)}
         if added.get('lr_schedule') == 'constant':

@@ -1,4 +1,4 @@
-"""Issue 19's training features: noise on h_0, the learning-rate schedules, and what a run
+"""The training features of a long IRNN run: noise on h_0, the learning-rate schedules, and what a run
 does when it diverges (rollback to the last good snapshot at a lower rate, or stop)."""
 import json
 import math
@@ -272,7 +272,7 @@ def test_plateau_lowers_the_rate_when_training_accuracy_stalls():
 
 class Overflow(chainer.training.Extension):
     """Fault injection, once: at iteration ``at`` the recurrent matrix becomes 1.5 I, so
-    every later forward pass overflows over 784 steps (the IRNN's failure mode, issue 19)."""
+    every later forward pass overflows over 784 steps (the IRNN's failure mode)."""
     trigger = 1, 'iteration'
     priority = chainer.training.PRIORITY_WRITER + 10  # before the evaluation of that iteration
 

@@ -28,7 +28,7 @@ def test_fast_preset_carries_its_schedule_and_flags_override_it():
     cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 1.0, 'lr_decay_every': 3, 'lr': 3e-5})
     assert (cfg['lr'], cfg['lr_decay'], cfg['lr_decay_every']) == (3e-5, 1.0, 3)
     assert schedule.schedule_name(cfg) == 'step'
-    cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 0.5})  # the preset until issue 19
+    cfg = settings.resolve_config({'preset': 'fast', 'lr_decay': 0.5})  # the preset before its cosine
     assert (cfg['lr_decay'], cfg['lr_decay_every'], schedule.schedule_name(cfg)) == (0.5, 8, 'step')
     # the other presets do not decay
     assert settings.resolve_config({'preset': 'blog'})['lr_decay'] is None
