@@ -99,7 +99,10 @@ def stateless_gru(n_in, n_units):
     which was the stateless one then (2.0 made ``L.GRU`` stateful and added StatelessGRU).
     1.0 and 1.3 have no links at all.
     """
-    import chainer.links as L
+    try:
+        import chainer.links as L
+    except ImportError:  # 1.0 and 1.3: FunctionSet, no links
+        raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
     if hasattr(L, 'StatelessGRU'):
         return L.StatelessGRU(n_in, n_units)
     if hasattr(L, 'GRU'):
