@@ -93,7 +93,7 @@ def test_installed_package_runs_from_the_venv_with_its_c_kernel(installed, user_
     venv, _ = installed
     env, work = user_env
     where = run([os.path.join(venv, 'bin', 'python'), '-c',
-                 'import irnn_chainer, irnn_chainer.data as d; print(irnn_chainer.__file__); '
+                 'import irnn_chainer, irnn_chainer.data.mnist as d; print(irnn_chainer.__file__); '
                  'print(d.embedded_path())'], work, env).split()
     site = os.path.join(venv, 'lib')
     assert all(p.startswith(site) for p in where), where
