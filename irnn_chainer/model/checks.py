@@ -1,12 +1,10 @@
 """Input validation shared by every model and every Chainer version.
 
-Free of Chain subclasses so that eras.py (the IRNN of every era) can use it on Chainer 1.0/1.3,
-where the models of rnn.py cannot be built: the same check gives the same one-line error
-everywhere, including 1.0.1, which had no type checks at all.
+Kept free of Chainer imports so that eras.py (the IRNN of every era) can use it on Chainer 1.0/1.3, where
+``irnn_chainer.model`` (Chain subclasses) cannot be imported: the same check gives the same
+one-line error everywhere, including 1.0.1, which had no type checks at all.
 """
 import numpy as np
-
-from irnn_chainer.compat import api
 
 
 def check_ids(x, n_in, name='x'):
@@ -16,7 +14,8 @@ def check_ids(x, n_in, name='x'):
     expected and what was given, on every Chainer version (1.0 had no type checks at all
     and later ones give errors like "Expect: in_types[0].ndim >= 2, Actual: 1 < 2").
     """
-    x = api.array_of(x)  # a Variable or Parameter: its array
+    if type(x).__module__.split('.')[0] == 'chainer':  # a Variable or Parameter
+        x = x.array if hasattr(x, 'array') else x.data
     if not hasattr(x, 'dtype') or not hasattr(x, 'ndim'):
         raise TypeError('%s: expected an integer array of pixel ids with shape (batch, time), '
                         'got %s' % (name, type(x).__name__))
