@@ -329,6 +329,7 @@ CupyBackend.whole_kernel = _cupy_whole_kernel
 CupyBackend.max_shared = _cupy_max_shared
 CupyBackend.zeros = lambda self, shape, dtype: self.xp.zeros(shape, dtype=dtype)
 CupyBackend.to_host = staticmethod(lambda a: a.get())
+CupyBackend.upload = lambda self, a: self.xp.asarray(a)
 
 
 class WholeUpdate(object):
@@ -378,7 +379,8 @@ class WholeUpdate(object):
         if optimizer == 'rmsprop':
             if state is None:
                 state = tuple(be.zeros(a.shape, self.dtype) for a in params)
-            if len(state) != len(params) or any(tuple(s.shape) != tuple(a.shape) for s, a in zip(state, params)):
+            if len(state) != len(params) or any(tuple(s.shape) != tuple(a.shape)
+                                                for s, a in zip(state, params)):
                 raise ValueError('whole update: the RMSprop state should be one ms array per parameter')
             self.state = tuple(state)
         else:
@@ -447,7 +449,8 @@ def whole_update(params, state, data, labels, order, offset=0, optimizer='sgd', 
     """One whole update (see :class:`WholeUpdate`; a training loop keeps one of those
     instead, so its buffers are allocated once). ``order``: the batch's example indices
     (at ``offset``), its length the batch size. Returns the WholeUpdate."""
-    u = WholeUpdate(params, order.shape[0] - offset, data.shape[1], optimizer=optimizer, lr=lr, clip=clip, skip_nonfinite=skip_nonfinite,
-                    activation=activation, alpha=alpha, eps=eps, state=state, backend=backend)
+    u = WholeUpdate(params, order.shape[0] - offset, data.shape[1], optimizer=optimizer, lr=lr,
+                    clip=clip, skip_nonfinite=skip_nonfinite, activation=activation, alpha=alpha,
+                    eps=eps, state=state, backend=backend)
     u.update(data, labels, order, offset)
     return u
