@@ -271,14 +271,15 @@ def chainer_model(params, activation, optimizer, lr, clip):
     return model, opt, byname
 
 
-def run_pair(be, params, data, labels, batches, activation='relu', optimizer='sgd', lr=0.05, clip=1.0):
+def run_pair(be, params, data, labels, batches, activation='relu', optimizer='sgd', lr=0.05, clip=1.0,
+             check=False):
     """The same updates by Chainer (CPU) and by the emulated whole update; per update both
     sides' loss, accuracy, gradients (before clipping) and weights; the emulated states."""
     B, T = len(batches[0]), data.shape[1]
     model, opt, byname = chainer_model(params, activation, optimizer, lr, clip)
     dev = [be.upload(a) for a in params]
     u = cuda.WholeUpdate(dev, B, T, optimizer=optimizer, lr=lr, clip=clip, activation=activation,
-                         backend=be)
+                         backend=be, check=check)
     ddata, dlabels = be.upload(data), be.upload(labels)
     order = be.upload(np.concatenate(batches).astype(np.int32))
     ref, got = [], []
@@ -357,7 +358,7 @@ def test_emulated_states_equal_the_c_kernel(emu_dir):
     params, data, labels = problem(24, 16, 30, 4, np.float64)
     be = EmuWholeBackend(emu_dir)
     dev = [be.upload(a) for a in params]
-    u = cuda.WholeUpdate(dev, 4, 30, lr=0.0, backend=be)
+    u = cuda.WholeUpdate(dev, 4, 30, lr=0.0, backend=be, check=False)
     u.update(be.upload(data), be.upload(labels), be.upload(np.arange(4, dtype=np.int32)))
     hs = be.to_host(u.hs)  # (B, T, H)
     want, _ = kernels.cpu_kernel().forward(data, *params[:3], True, 'relu')  # (T, B, H)
@@ -411,13 +412,45 @@ def test_missing_barrier_gives_wrong_results(emu_dir):
     assert max_rel(got[0][2][1], ref[0][2][1]) > 1e-2  # dW
 
 
+def test_the_self_checks_truth_equals_chainers_update():
+    """cuda.reference_update (what the whole update checks itself against on a device)
+    is Chainer's update: two RMSprop updates with clipping reached, float64."""
+    params, data, labels = problem(12, 16, 15, 6, np.float64, seed=7)
+    model, opt, byname = chainer_model(params, 'relu', 'rmsprop', 1e-3, 1.0)
+    cur, state = [a.copy() for a in params], [np.zeros_like(a) for a in params]
+    for rows in batches_of(6, 3, 2):
+        loss = model(data[rows], labels[rows])
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+        cur, state, rloss, racc, _ = cuda.reference_update(cur, state, data[rows], labels[rows], 'rmsprop', 1e-3,
+                                                           1.0)
+        assert abs(rloss - float(loss.array)) <= 1e-14 * rloss and racc == float(model.accuracy.array)
+        for n, a in zip(cuda.WHOLE_PARAMS, cur):
+            assert max_rel(a, byname['/' + n].array) <= 1e-13, n
+        for n, s in zip(cuda.WHOLE_PARAMS, state):
+            assert max_rel(s, byname['/' + n].update_rule.state['ms']) <= 1e-12, n
+
+
+def test_self_check_passes_and_a_wrong_kernel_is_refused(emu_dir):
+    params, data, labels = problem(24, 16, 10, 4, np.float32)
+    for activation in ('relu', 'tanh'):
+        diffs = cuda.whole_self_check(EmuWholeBackend(emu_dir), cuda.whole_plan(24, 16, 10, 10, np.float32),
+                                      activation)
+        assert max(diffs.values()) <= 1e-5 and len(diffs) == 15
+    be = EmuWholeBackend(emu_dir, extra=['-DWHOLE_SYNC()='])
+    with pytest.raises(cuda.KernelCheckError) as e:
+        cuda.WholeUpdate([be.upload(a) for a in params], 4, 10, backend=be)  # check=True: the default
+    assert '\n' not in str(e.value) and 'disagrees' in str(e.value), str(e.value)
+
+
 # ----------------------------------------------------------------------------- 4. host side
 
 def test_three_launches_per_update_and_no_host_copy_between_reads(emu_dir):
     params, data, labels = problem(24, 16, 10, 32, np.float32)
     be = EmuWholeBackend(emu_dir)
     dev = [be.upload(a) for a in params]
-    u = cuda.WholeUpdate(dev, 4, 10, optimizer='rmsprop', lr=1e-3, clip=1.0, backend=be)
+    u = cuda.WholeUpdate(dev, 4, 10, optimizer='rmsprop', lr=1e-3, clip=1.0, backend=be, check=False)
     ddata, dlabels = be.upload(data), be.upload(labels)
     order = be.upload(np.random.default_rng(0).permutation(32).astype(np.int32))  # once per epoch
     for i in range(8):

@@ -32,6 +32,13 @@ def test_whole_update_on_gpu_equals_chainers(be, dtype, B, optimizer, lr, clip):
     print(np.dtype(dtype).name, B, optimizer, u.plan, ' '.join('%s %.2g' % kv for kv in sorted(worst.items())))
 
 
+def test_whole_update_checks_itself_on_the_device(be):
+    for activation in ('relu', 'tanh'):
+        diffs = cuda.whole_self_check(be, cuda.whole_plan(100, 256, 10, 784, np.float32, be.max_shared()), activation)
+        print(activation, ' '.join('%s %.2g' % kv for kv in diffs.items()))
+        assert max(diffs.values()) <= 1e-5
+
+
 def test_whole_update_on_gpu_same_bits_run_to_run(be):
     runs = []
     for _ in range(2):

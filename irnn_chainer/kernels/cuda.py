@@ -332,6 +332,88 @@ CupyBackend.to_host = staticmethod(lambda a: a.get())
 CupyBackend.upload = lambda self, a: self.xp.asarray(a)
 
 
+def reference_update(params, state, ids, labels, optimizer='sgd', lr=0.01, clip=0.0, skip_nonfinite=True,
+                     activation='relu', alpha=0.9, eps=1e-7):
+    """The same update on host NumPy arrays, through :mod:`.numpy_kernel` and the formulas
+    of Chainer's softmax_cross_entropy, SkipNonFinite, GradientClipping and GPU update
+    rules: (new params, new state, loss, accuracy, gradients before clipping). The truth
+    the whole update checks itself against."""
+    E, W, b, Wy, by = (numpy.array(a) for a in params)
+    real = E.dtype.type
+    B = ids.shape[0]
+    hs, hT = numpy_kernel.forward(ids, E, W, b, True, activation)
+    y = hT @ Wy.T + by
+    z = y - y.max(axis=1, keepdims=True)
+    logp = z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+    rows = numpy.arange(B)
+    loss = -logp[rows, labels].sum() / B
+    accuracy = float((y.argmax(axis=1) == labels).mean())
+    dy = numpy.exp(logp)
+    dy[rows, labels] -= 1
+    dy *= real(1) / real(B)
+    dE, dW, db = numpy_kernel.backward(ids, hs, W, dy @ Wy, None, E.shape[0], activation)
+    grads = [dE, dW, db, dy.T @ hT, dy.sum(axis=0)]
+    used = [g.copy() for g in grads]
+    if skip_nonfinite and not all(numpy.isfinite(g).all() for g in used):
+        used = [numpy.zeros_like(g) for g in used]
+    if clip:
+        norm = numpy.sqrt(sum(real((g * g).sum()) for g in used))
+        with numpy.errstate(divide='ignore', invalid='ignore'):
+            rate = real(clip) / norm
+        if not rate >= 1:
+            used = [g * rate for g in used]
+    new = [E, W, b, Wy, by]
+    state = [numpy.array(s) for s in state] if state is not None else None
+    for i, g in enumerate(used):
+        if optimizer == 'rmsprop':
+            state[i] = real(alpha) * state[i] + (1 - real(alpha)) * g * g
+            new[i] = new[i] - real(lr) * g / (numpy.sqrt(state[i]) + real(eps))
+        else:
+            new[i] = new[i] - real(lr) * g
+    return new, state, float(loss), accuracy, grads
+
+
+_whole_checked = {}
+
+
+def whole_self_check(be, p, activation, tol=None):
+    """The compiled variant ``p`` against :func:`reference_update`: one RMSprop update with
+    clipping reached on a random problem of 2 rows and 6 steps; KernelCheckError (one
+    line) naming the worst array. Returns the differences."""
+    dtype = numpy.float32 if p.real == 'float' else numpy.float64
+    tol = tol or (1e-5 if dtype == numpy.float32 else 1e-11)
+    rng = numpy.random.RandomState(4321)
+    H, V, O, T, B = p.H, p.V, p.O, 6, 2
+    params = [rng.normal(0, 0.5, (V, H)), numpy.eye(H) * 0.6 + rng.normal(0, 0.3 / numpy.sqrt(H), (H, H)),
+              rng.normal(0, 0.1, H), rng.normal(0, 0.5, (O, H)), rng.normal(0, 0.1, O)]
+    params[2][::4] = -5.0  # units that stay off (relu)
+    params = [a.astype(dtype) for a in params]
+    state = [numpy.abs(rng.normal(0, 0.01, a.shape)).astype(dtype) for a in params]
+    ids = rng.randint(0, V, size=(B, T)).astype(numpy.int32)
+    labels = rng.randint(0, O, size=B).astype(numpy.int32)
+    kw = dict(optimizer='rmsprop', lr=1e-3, clip=0.1, activation=activation)
+    want, want_state, _, _, want_grads = reference_update(params, state, ids, labels, **kw)
+    dev = [be.upload(a) for a in params]
+    dstate = [be.upload(a) for a in state]
+    u = WholeUpdate(dev, B, T, state=dstate, backend=be, check=False, plan=p, **kw)
+    u.update(be.upload(ids), be.upload(labels), be.upload(numpy.arange(B, dtype=numpy.int32)))
+    grads, _ = u.gradients()
+    diffs = collections.OrderedDict()
+    for name, a, r in zip(WHOLE_PARAMS, grads, want_grads):
+        diffs['d' + name] = _max_rel(be.to_host(a), r)
+    for name, a, r in zip(WHOLE_PARAMS, dev, want):
+        diffs[name] = _max_rel(be.to_host(a), r)  # a step of lr 1e-3 is ~2e-3 of their scale
+    for name, a, r in zip(WHOLE_PARAMS, dstate, want_state):
+        diffs['ms ' + name] = _max_rel(be.to_host(a), r)
+    worst = max(diffs, key=diffs.get)
+    if not diffs[worst] <= tol:
+        raise KernelCheckError(
+            'the CUDA whole update disagrees with the NumPy reference on this device (%s: relative '
+            'difference %.3g > %g; H=%d, %s, %s); refusing to use it: train without it (the fused '
+            'path)' % (worst, diffs[worst], tol, H, p.real, activation))
+    return diffs
+
+
 class WholeUpdate(object):
     """The whole update of one model on the device, buffers allocated once.
 
@@ -349,7 +431,7 @@ class WholeUpdate(object):
     read, updates, skipped, the last update's loss and gradient norm)."""
 
     def __init__(self, params, batch, T, optimizer='sgd', lr=0.01, clip=0.0, skip_nonfinite=True,
-                 activation='relu', alpha=0.9, eps=1e-7, state=None, backend=None):
+                 activation='relu', alpha=0.9, eps=1e-7, state=None, backend=None, check=True, plan=None):
         be = self.backend = backend or default_backend()
         if len(params) != len(WHOLE_PARAMS):
             raise ValueError('the whole update takes %d parameters (%s), got %d'
@@ -374,8 +456,17 @@ class WholeUpdate(object):
         self.alpha, self.eps = float(alpha), float(eps)
         self.act = ACTS[check_activation(activation)]
         limit = be.max_shared() if hasattr(be, 'max_shared') else OPTIN_SHARED_LIMIT
-        self.plan = whole_plan(H, V, O, self.T, self.dtype, shared_limit=limit)
+        self.plan = plan or whole_plan(H, V, O, self.T, self.dtype, shared_limit=limit)
         self.shared = whole_shared_bytes(self.plan, self.T)
+        if self.shared > limit:
+            raise NotImplementedError('the CUDA whole update needs %d bytes of shared memory for %d steps '
+                                      '(> %d on this device)' % (self.shared, self.T, limit))
+        # the first use of each compiled variant with a backend checks it (see self_check)
+        key = (be, self.plan, activation)
+        if check and key not in _whole_checked:
+            with _lock:
+                if key not in _whole_checked:
+                    _whole_checked[key] = whole_self_check(be, self.plan, activation)
         if optimizer == 'rmsprop':
             if state is None:
                 state = tuple(be.zeros(a.shape, self.dtype) for a in params)
