@@ -10,7 +10,8 @@ pixel ids; at each batch size:
 - ``fused-cpu``: the fused recurrence on the CPU (the C kernel when built);
 - ``whole-cuda``: the whole update in three launches (``irnn_whole.cu``, ``cuda.WholeUpdate``:
   4 threads per unit), the training set on the device, nothing read back;
-  ``whole-cuda-split8``: the same with 8 threads per unit;
+  ``whole-cuda-split8``: the same with 8 threads per unit; ``whole-cuda-2pb``: with
+  registers capped for two blocks per SM;
 - peers, the same model and update (embedding of the pixel id, ReLU recurrence, 10-way
   readout, softmax cross entropy, global-norm clipping, SGD), float32:
   ``torch-cudnn``: PyTorch ``nn.Embedding`` + ``nn.RNN(nonlinearity='relu')`` (cuDNN) +
@@ -50,7 +51,7 @@ VARIANTS = [  # name, impl, device, IRNN_FUSED_KERNEL
     ('fused-cuda', 'fused', '@cupy:0', 'auto'),
     ('fused-cpu', 'fused', '@numpy', 'auto'),
 ]
-OTHERS = ['whole-cuda', 'whole-cuda-split8', 'torch-cudnn', 'jax-scan']
+OTHERS = ['whole-cuda', 'whole-cuda-split8', 'whole-cuda-2pb', 'torch-cudnn', 'jax-scan']
 T_STEPS, H_UNITS, V_IDS, N_OUT = 784, 100, 256, 10
 
 
@@ -132,7 +133,7 @@ def cupy_events():
     return start, stop, lambda: cupy.cuda.Device().synchronize()
 
 
-def measure_whole(B, budget, split=cuda.WHOLE_SPLIT):
+def measure_whole(B, budget, split=cuda.WHOLE_SPLIT, min_blocks=1):
     import cupy
     data, labels, rng = problem(B)
     N = data.shape[0]
@@ -140,14 +141,9 @@ def measure_whole(B, budget, split=cuda.WHOLE_SPLIT):
               rng.normal(0, 0.001, (N_OUT, H_UNITS)), np.zeros(N_OUT)]
     params = [cupy.asarray(a.astype(np.float32)) for a in params]
     be = cuda.CupyBackend()
-    if split != cuda.WHOLE_SPLIT:
-        real_plan = cuda.whole_plan
-        cuda.whole_plan = lambda *a, **k: real_plan(*a, **dict(k, split=split))
-    try:
-        u = cuda.WholeUpdate(params, B, T_STEPS, optimizer='sgd', lr=1e-8, clip=1.0, backend=be)
-    finally:
-        if split != cuda.WHOLE_SPLIT:
-            cuda.whole_plan = real_plan
+    plan = cuda.whole_plan(H_UNITS, V_IDS, N_OUT, T_STEPS, np.float32, be.max_shared(), split=split,
+                           min_blocks=min_blocks)
+    u = cuda.WholeUpdate(params, B, T_STEPS, optimizer='sgd', lr=1e-8, clip=1.0, backend=be, plan=plan)
     ddata, dlabels = cupy.asarray(data), cupy.asarray(labels)
     order = cupy.asarray(rng.permutation(N).astype(np.int32))
     i = [0]
@@ -158,8 +154,8 @@ def measure_whole(B, budget, split=cuda.WHOLE_SPLIT):
     start, stop, sync = cupy_events()
     r = chunks(step, sync, budget, start, stop)
     s = u.read_stats()
-    r['kernel'] = 'whole (%d threads, split %d, E+b %s)' % (u.plan.threads, u.plan.split,
-                                                          'shared' if u.plan.eb_shared else 'global')
+    r['kernel'] = 'whole (%d threads, split %d, E+b %s, %d block(s)/SM)' % (
+        u.plan.threads, u.plan.split, 'shared' if u.plan.eb_shared else 'global', u.plan.min_blocks)
     r['finite'] = bool(np.isfinite(s['loss']))
     return r
 
@@ -236,6 +232,8 @@ def measure_other(name, B, budget):
         return measure_whole(B, budget)
     if name == 'whole-cuda-split8':
         return measure_whole(B, budget, split=8)
+    if name == 'whole-cuda-2pb':
+        return measure_whole(B, budget, min_blocks=2)
     if name == 'torch-cudnn':
         return measure_torch(B, budget)
     return measure_jax(B, budget)

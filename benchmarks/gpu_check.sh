@@ -9,7 +9,7 @@
 # 2. `irnn-chainer info`; 3. `pytest -m gpu` (tests/test_gpu.py and tests/test_gpu_whole.py,
 #    from a copy of tests/ so the installed package is the one tested); 4.
 #    benchmarks/bench_gpu.py (ms per update, batch 16 and 256: fused CUDA kernel (the
-#    baseline), the whole update (4 and 8 threads per unit), PyTorch nn.RNN with cuDNN, JAX
+#    baseline), the whole update (4 and 8 threads per unit, 2 blocks per SM), PyTorch nn.RNN with cuDNN, JAX
 #    lax.scan, fused CPU); 5. one full-MNIST epoch of the whole update with the test set
 #    (bench_gpu.py --epoch); 6. one full-MNIST epoch with --gpu 0 in the real training loop
 #    (DIR/mnist).
@@ -69,7 +69,7 @@ if [ $ok_install = 0 ]; then
   # the stepwise and array-module rows are left out: 10-100x behind, they would take the
   # budget; results/gpu-check has them
   step bench 80 "$V/bin/python" "$ROOT/benchmarks/bench_gpu.py" --batch 16 256 --repeat 10 --budget 1.5 \
-    --only fused-cuda whole-cuda whole-cuda-split8 torch-cudnn jax-scan fused-cpu --json "$OUT/bench.json"
+    --only fused-cuda whole-cuda whole-cuda-split8 whole-cuda-2pb torch-cudnn jax-scan fused-cpu --json "$OUT/bench.json"
   if [ -f "$DIR/mnist/train-images-idx3-ubyte.gz" ]; then
     step whole-epoch 25 "$V/bin/python" "$ROOT/benchmarks/bench_gpu.py" --epoch "$DIR/mnist" --json "$OUT/whole-epoch.json"
     step epoch 50 "$V/bin/irnn-chainer" train --gpu 0 --data-dir "$DIR/mnist" --epoch 1 -o "$OUT/epoch" --force

@@ -85,6 +85,19 @@ def test_nvrtc_compiles_the_whole_update_within_the_arch_limits(arch, dtype):
         assert rep[name][3] == cuda.REDUCE_THREADS * (np.dtype(dtype).itemsize + 4)
 
 
+@pytest.mark.parametrize('arch', ['sm_80', 'sm_90'])
+@pytest.mark.parametrize('split, min_blocks, threads', [(8, 1, 800), (4, 2, 416)])
+def test_nvrtc_the_benchmarks_other_variants_do_not_spill(arch, split, min_blocks, threads):
+    """8 threads per unit, and registers capped for two blocks per SM (float32)."""
+    need(base._nvrtc_lib, 'nvidia-cuda-nvrtc-cu12 is not installed (pip install -e .[test])')
+    p = cuda.whole_plan(100, 256, 10, 784, np.float32, OPTIN[arch], split=split, min_blocks=min_blocks)
+    _, log = base.nvrtc.compile_cubin(cuda.whole_source(), arch, list(cuda.whole_options(p)) + ['-Xptxas=-v'])
+    regs, spill, stack, _, _ = ptxas_report(log)['irnn_whole_rows']
+    assert p.threads == threads and spill == 0 and stack == 0, log
+    assert regs * threads * min_blocks <= REGS_PER_SM, (regs, threads, min_blocks)
+    print(arch, split, min_blocks, regs)
+
+
 def test_the_resource_check_can_fail():
     """A variant that cannot hold W in registers spills, and the parser sees it."""
     need(base._nvrtc_lib, 'nvidia-cuda-nvrtc-cu12 is not installed (pip install -e .[test])')

@@ -244,7 +244,7 @@ WHOLE_SPLIT = 4
 REDUCE_THREADS = 256
 STATS = ('loss_sum', 'accuracy_sum', 'updates', 'skipped', 'last_loss', 'last_norm')
 
-WholePlan = collections.namedtuple('WholePlan', 'real H V O split threads eb_shared')
+WholePlan = collections.namedtuple('WholePlan', 'real H V O split threads eb_shared min_blocks')
 
 
 def whole_source():
@@ -268,9 +268,11 @@ def whole_shared_bytes(p, T):
     return table + (4 * hpad + p.O + hpad) * size + 4 * T
 
 
-def whole_plan(H, V, O, T, dtype, shared_limit=OPTIN_SHARED_LIMIT, split=WHOLE_SPLIT):
+def whole_plan(H, V, O, T, dtype, shared_limit=OPTIN_SHARED_LIMIT, split=WHOLE_SPLIT, min_blocks=1):
     """Launch parameters of the whole-update kernels; NotImplementedError (one line) for
-    a model they do not hold."""
+    a model they do not hold. ``min_blocks``: blocks of irnn_whole_rows per SM that ptxas
+    must leave registers for (2: at most 78 per thread at 416 threads; H100/H200 also have
+    the shared memory for two E + b tables per SM)."""
     dtype = numpy.dtype(dtype)
     if dtype.name not in REALS:
         raise TypeError('the CUDA whole update takes float32 or float64, got %s' % dtype)
@@ -280,7 +282,7 @@ def whole_plan(H, V, O, T, dtype, shared_limit=OPTIN_SHARED_LIMIT, split=WHOLE_S
                                   'got %d' % (1024 // split, split, H))
     # float64 (a check of the numbers, not a speed path) reads E + b from global memory and
     # keeps dE there: with the 200 KB table in shared memory ptxas spills its registers
-    p = WholePlan(REALS[dtype.name], H, V, O, split, threads, dtype == numpy.float32)
+    p = WholePlan(REALS[dtype.name], H, V, O, split, threads, dtype == numpy.float32, int(min_blocks))
     if whole_shared_bytes(p, T) > shared_limit:
         p = p._replace(eb_shared=False)  # E + b read from global memory, dE kept there
     if whole_shared_bytes(p, T) > shared_limit:
@@ -291,7 +293,7 @@ def whole_plan(H, V, O, T, dtype, shared_limit=OPTIN_SHARED_LIMIT, split=WHOLE_S
 
 def whole_options(p):
     return ('-DREAL=%s' % p.real, '-DH_UNITS=%d' % p.H, '-DV_ROWS=%d' % p.V, '-DN_OUT=%d' % p.O,
-            '-DSPLIT=%d' % p.split, '-DEB_SHARED=%d' % int(p.eb_shared))
+            '-DSPLIT=%d' % p.split, '-DEB_SHARED=%d' % int(p.eb_shared), '-DMIN_BLOCKS=%d' % p.min_blocks)
 
 
 def _part_size(p):
