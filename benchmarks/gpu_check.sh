@@ -92,6 +92,9 @@ for r in rows:
                                       '%.1f' % r['x_whole'] if 'x_whole' in r else '-', r.get('error', r['kernel'])))
 EOF
 fi
+if [ -f "$OUT/whole-epoch.json" ]; then
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print('whole-update epoch: %d updates in %.2f s (%.3f ms each) + test set %.2f s = %.2f s; test accuracy %.4f' % (r['updates'], r['train_s'], r['ms_per_update'], r['eval_s'], r['epoch_s'], r['test_accuracy']))" "$OUT/whole-epoch.json"
+fi
 if [ -f "$OUT/epoch/log" ]; then
   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1]))[-1]; print('epoch: %d iterations, %.0f s, test accuracy %.4f' % (r['iteration'], r['elapsed_time'], r['validation/main/accuracy']))" "$OUT/epoch/log"
 fi
