@@ -211,8 +211,8 @@ class EmuWholeKernel(object):
         self.be.launches.append(self.name)
         conv = []
         for a in args:
-            if isinstance(a, DeviceArray):
-                a = a._a
+            if isinstance(a, (DeviceArray, np.ndarray)):  # a Chainer model's arrays are plain ones
+                a = a._a if isinstance(a, DeviceArray) else a
                 assert a.flags.c_contiguous and a.dtype in (np.int32, np.float64, self.real), (self.name, a.dtype)
                 conv.append(ctypes.c_void_p(a.ctypes.data))
             elif isinstance(a, np.int32):
@@ -511,3 +511,78 @@ def test_no_race_under_threadsanitizer_and_the_barrier_is_needed(emu_dir):
     p = run_tsan(emu_dir, no_sync=True)
     assert 'WARNING: ThreadSanitizer: data race' in p.stderr, p.stderr[-3000:]
     assert re.search(r'irnn_whole_emu\.cu:\d+', p.stderr), p.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- 6. Chainer's objects
+
+def chainer_setup(params, optimizer, hooks=('skip', 'clip')):
+    model, opt, byname = chainer_model(params, 'relu', optimizer, 1e-3 if optimizer == 'rmsprop' else 0.05,
+                                       1.0 if 'clip' in hooks else 0)
+    if 'skip' not in hooks:
+        opt.remove_hook('SkipNonFinite')
+    return model, opt, byname
+
+
+def test_whole_update_on_chainers_own_optimizer_and_snapshot(emu_dir, tmp_path):
+    """whole_update_for() on a set-up Chainer optimizer: the model's arrays and RMSprop's
+    'ms' are updated in place, t counts as Chainer counts, a snapshot holds the result;
+    the same as Chainer's own updates of a twin."""
+    params, data, labels = problem(24, 16, 12, 8, np.float64, seed=9)
+    model, opt, byname = chainer_setup(params, 'rmsprop')
+    twin, topt, tbyname = chainer_setup(params, 'rmsprop')
+    be = EmuWholeBackend(emu_dir)
+    u = cuda.whole_update_for(opt, 3, 12, backend=be, check=False)
+    assert (u.optimizer, u.clip, u.skip, u.alpha, u.eps) == ('rmsprop', 1.0, True, 0.9, 1e-7)
+    ddata, dlabels = be.upload(data), be.upload(labels)
+    batches = batches_of(8, 3, 3)
+    order = be.upload(np.concatenate(batches).astype(np.int32))
+    for i, rows in enumerate(batches):
+        u.update(ddata, dlabels, order, offset=3 * i, lr=opt.lr)
+        cuda.finish_chainer_update(opt)
+        loss = twin(data[rows], labels[rows])
+        twin.cleargrads()
+        loss.backward()
+        topt.update()
+    assert opt.t == topt.t == 3
+    for n in cuda.WHOLE_PARAMS:
+        p, q = byname['/' + n], tbyname['/' + n]
+        assert max_rel(p.array, q.array) <= 1e-12, n
+        assert max_rel(p.update_rule.state['ms'], q.update_rule.state['ms']) <= 1e-12, n
+        assert p.update_rule.t == q.update_rule.t == 3
+    path, mpath = str(tmp_path / 'opt.npz'), str(tmp_path / 'model.npz')
+    chainer.serializers.save_npz(path, opt)  # (what a Trainer snapshot holds: both)
+    chainer.serializers.save_npz(mpath, model)
+    back, bopt, bbyname = chainer_setup([a * 0 for a in params], 'rmsprop')
+    chainer.serializers.load_npz(mpath, back)
+    chainer.serializers.load_npz(path, bopt)
+    assert bopt.t == 3
+    for n in cuda.WHOLE_PARAMS:
+        np.testing.assert_array_equal(bbyname['/' + n].array, byname['/' + n].array)
+        np.testing.assert_array_equal(bbyname['/' + n].update_rule.state['ms'], byname['/' + n].update_rule.state['ms'])
+
+
+def test_whole_update_for_says_what_it_does_not_run(emu_dir):
+    params = problem(24, 16, 12, 8, np.float64)[0]
+    be = EmuWholeBackend(emu_dir)
+    model, opt, _ = chainer_setup(params, 'sgd', hooks=('clip',))
+    u = cuda.whole_update_for(opt, 2, 12, backend=be, check=False)
+    assert (u.optimizer, u.clip, u.skip) == ('sgd', 1.0, False)
+    cases = []
+    m = L.Classifier(model_mod.build('irnn', n_units=24, n_in=16, impl='fused'))
+    o = chainer.optimizers.MomentumSGD(lr=0.01)
+    o.setup(m)
+    cases.append((o, 'SGD or RMSprop, got MomentumSGD'))
+    m, o, _ = chainer_setup(params, 'sgd')
+    o.add_hook(chainer.optimizer_hooks.WeightDecay(1e-4))
+    cases.append((o, 'got WeightDecay'))
+    m, o, _ = chainer_setup(params, 'sgd')
+    m.predictor.dropout = 0.1
+    cases.append((o, 'dropout 0.1'))
+    m = L.Classifier(model_mod.build('irnn', n_units=(8, 8), n_in=16, impl='fused'))
+    o = chainer.optimizers.SGD(lr=0.01)
+    o.setup(m)
+    cases.append((o, '2 layers'))
+    for o, why in cases:
+        with pytest.raises(NotImplementedError) as e:
+            cuda.whole_update_for(o, 2, 12, backend=be, check=False)
+        assert why in str(e.value) and '\n' not in str(e.value), str(e.value)

@@ -547,3 +547,87 @@ def whole_update(params, state, data, labels, order, offset=0, optimizer='sgd', 
                     eps=eps, state=state, backend=backend)
     u.update(data, labels, order, offset)
     return u
+
+
+def _chainer_params(model):
+    """The five Parameters of a Classifier over a one-layer RNN of ids, in WHOLE_PARAMS
+    order, or NotImplementedError naming what the whole update does not run."""
+    import chainer.functions as F
+    predictor = getattr(model, 'predictor', None)
+    names = getattr(predictor, '_names', None)
+    if predictor is None or names is None:
+        raise NotImplementedError('the whole update runs a Classifier over the project\'s RNN, got %s'
+                                  % type(predictor or model).__name__)
+    if getattr(model, 'lossfun', None) is not F.softmax_cross_entropy:
+        raise NotImplementedError('the whole update computes softmax cross entropy, the model\'s loss is %s'
+                                  % getattr(model.lossfun, '__name__', model.lossfun))
+    why = []
+    if len(predictor.layers) != 1:
+        why.append('%d layers' % len(predictor.layers))
+    if predictor.input != 'ids':
+        why.append('input %r' % predictor.input)
+    if predictor.activation not in ACTS:
+        why.append('activation %r' % predictor.activation)
+    for opt in ('dropout', 'input_dropout', 'h0_noise'):
+        if getattr(predictor, opt, 0):
+            why.append('%s %s' % (opt, getattr(predictor, opt)))
+    into, rec = names[0]
+    byname = dict(predictor.namedparams())
+    want = ['/%s/W' % into, '/%s/W' % rec, '/%s/b' % rec, '/h_to_y/W', '/h_to_y/b']
+    if sorted(byname) != sorted(want):
+        why.append('parameters %s' % ', '.join(sorted(byname)))
+    if why:
+        raise NotImplementedError('the whole update runs one layer of ids (relu or tanh) without dropout '
+                                  'or h0 noise, got %s' % '; '.join(why))
+    return [byname[n] for n in want], predictor.activation
+
+
+def whole_update_for(optimizer, batch, T, backend=None, check=True):
+    """A :class:`WholeUpdate` on a set-up Chainer optimizer's model, its arrays and
+    RMSprop's 'ms' state shared (updated in place, so the model, the optimizer's
+    serialization and every extension see them); NotImplementedError (one line) naming
+    what it does not run: another model, optimizer (SGD and RMSprop only, eps outside the
+    square root), or hook (SkipNonFinite and GradientClipping only). Per update the
+    caller passes ``lr=optimizer.lr`` (extensions may change it) and then calls
+    :func:`finish_chainer_update`."""
+    import chainer
+    from irnn_chainer.compat import api
+    params, activation = _chainer_params(optimizer.target)
+    if type(optimizer) is chainer.optimizers.SGD:
+        name, kw = 'sgd', {}
+    elif type(optimizer) is chainer.optimizers.RMSprop:
+        if optimizer.eps_inside_sqrt:
+            raise NotImplementedError('the whole update runs RMSprop with eps outside the square root')
+        name, kw = 'rmsprop', {'alpha': optimizer.alpha, 'eps': optimizer.eps}
+    else:
+        raise NotImplementedError('the whole update runs SGD or RMSprop, got %s' % type(optimizer).__name__)
+    clip, skip = 0.0, False
+    for hook_name, hook in api.optimizer_hooks(optimizer):
+        if hook_name == 'SkipNonFinite':
+            skip = True
+        elif hook_name == 'GradientClipping':
+            clip = float(hook.threshold)
+        else:
+            raise NotImplementedError('the whole update runs the hooks SkipNonFinite and GradientClipping, '
+                                      'got %s' % hook_name)
+    if skip and clip and [n for n, _ in api.optimizer_hooks(optimizer)][0] != 'SkipNonFinite':
+        raise NotImplementedError('the whole update skips a non-finite gradient before clipping it; '
+                                  'the hooks run the other way round')
+    for p in params:
+        rule = p.update_rule
+        if rule is None or not rule.enabled or rule.hyperparam.lr != optimizer.lr or api.optimizer_hooks(rule):
+            raise NotImplementedError('the whole update runs the optimizer\'s own rule on every parameter, '
+                                      '%s has another (disabled, its own lr or hooks)' % p.name)
+    state = [api.init_rule_state(p)['ms'] for p in params] if name == 'rmsprop' else None
+    return WholeUpdate([p.array for p in params], batch, T, optimizer=name, lr=optimizer.lr, clip=clip,
+                       skip_nonfinite=skip, activation=activation, state=state, backend=backend,
+                       check=check, **kw)
+
+
+def finish_chainer_update(optimizer):
+    """What Chainer's ``Optimizer.update`` does besides the step: count it in the
+    optimizer's and every rule's ``t`` (snapshots and schedules read them)."""
+    optimizer.t += 1
+    for p in optimizer.target.params():
+        if p.update_rule is not None and p.update_rule.enabled:
+            p.update_rule.t += 1
