@@ -48,3 +48,30 @@ def test_whole_update_on_gpu_same_bits_run_to_run(be):
     for a, b in zip(*runs):
         for x, y in zip(a[2] + a[3], b[2] + b[3]):
             assert x.tobytes() == y.tobytes()
+
+
+def test_whole_update_for_a_chainer_model_on_gpu(be):
+    """The plug-in path on a device: whole_update_for() on a Chainer model moved to the GPU,
+    against a twin updated by Chainer on the CPU (RMSprop, clipping, float32)."""
+    import cupy
+    params, data, labels = whole.problem(100, 256, 784, 64, np.float32)
+    model, opt, byname = whole.chainer_setup(params, 'rmsprop')
+    twin, topt, tbyname = whole.chainer_setup(params, 'rmsprop')
+    api.to_device(model, api.get_device('@cupy:0'))
+    u = cuda.whole_update_for(opt, 16, 784, backend=be)
+    batches = whole.batches_of(64, 16, 3)
+    ddata, dlabels = cupy.asarray(data), cupy.asarray(labels)
+    order = cupy.asarray(np.concatenate(batches).astype(np.int32))
+    for i, rows in enumerate(batches):
+        u.update(ddata, dlabels, order, offset=16 * i, lr=opt.lr)
+        cuda.finish_chainer_update(opt)
+        loss = twin(data[rows], labels[rows])
+        twin.cleargrads()
+        loss.backward()
+        topt.update()
+    for n in cuda.WHOLE_PARAMS:
+        p, q = byname['/' + n], tbyname['/' + n]
+        assert whole.max_rel(p.array.get(), q.array) <= 1e-5, n
+        assert whole.max_rel(p.update_rule.state['ms'].get(), q.update_rule.state['ms']) <= 1e-5, n
+    s = u.read_stats()
+    assert s['updates'] == 3 and s['skipped'] == 0
