@@ -68,9 +68,9 @@ rm -f "$W"/numpy-*.whl
 
 ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/mlxtend-*.whl >/dev/null
 [ "${SLIM:-0}" = 1 ] || ls "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
-# The CUDA kernel's source must be inside the project's wheel (setup.py package data).
-if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit('irnn_chainer/kernels/irnn_cuda.cu' not in n)" "$W"; then
-  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu: setup.py must ship it (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
+# The CUDA kernels' sources must be inside the project's wheel (setup.py package data).
+if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit(not {'irnn_chainer/kernels/irnn_cuda.cu', 'irnn_chainer/kernels/irnn_whole.cu'} <= set(n))" "$W"; then
+  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu or irnn_whole.cu: setup.py must ship them (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
   exit 1
 fi
 
