@@ -83,6 +83,15 @@ __device__ __forceinline__ REAL whole_dact(REAL g, REAL h, int act) {
     return h > (REAL)0 ? g : (REAL)0;
 }
 
+// sum_i w[i] * v[q + SPLIT i]: four independent chains (a dependent FMA chain of KP
+// would put KP FMA latencies on every step's critical path), added in a fixed order
+__device__ __forceinline__ REAL split_dot(const REAL* w, const REAL* v, int q) {
+    REAL a[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int i = 0; i < KP; ++i) a[i & 3] += w[i] * v[q + SPLIT * i];
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 // the SPLIT partial sums of one unit, added as a butterfly: all SPLIT lanes get the sum
 __device__ __forceinline__ REAL split_sum(REAL v) {
 #pragma unroll
@@ -140,16 +149,17 @@ irnn_whole_rows(const int* __restrict__ data, const int* __restrict__ labels,
     for (int t = 0; t < T; ++t) {
         const REAL* prev = hbuf + ((t & 1) ^ 1) * HPAD;
         REAL* cur = hbuf + (t & 1) * HPAD;
-        REAL acc = 0;
-#pragma unroll
-        for (int i = 0; i < KP; ++i) acc += w[i] * prev[q + SPLIT * i];
-        acc = split_sum(acc);
+        // the input's row first: it does not depend on the previous state
+        REAL eb = 0;
         if (unit && q == 0) {
 #if EB_SHARED
-            const REAL eb = tab[ids[t] * WH + j];
+            eb = tab[ids[t] * WH + j];
 #else
-            const REAL eb = E[(long long)ids[t] * WH + j] + bj;
+            eb = E[(long long)ids[t] * WH + j] + bj;
 #endif
+        }
+        const REAL acc = split_sum(split_dot(w, prev, q));
+        if (unit && q == 0) {
             const REAL h = whole_act(eb + acc, act);
             cur[j] = h;
             hrow_w[(long long)t * WH + j] = h;
@@ -221,10 +231,7 @@ irnn_whole_rows(const int* __restrict__ data, const int* __restrict__ labels,
         // loads for the next step, issued before this step's chain
         const REAL hcur_next = (unit && t >= 1) ? hrow[(long long)(t - 1) * WH + j] : (REAL)0;
         const REAL hp2 = (unit && q == 0 && t >= 2) ? hrow[(long long)(t - 2) * WH + j] : (REAL)0;
-        REAL acc = 0;
-#pragma unroll
-        for (int i = 0; i < KP; ++i) acc += w[i] * dnext[q + SPLIT * i];
-        acc = split_sum(acc);
+        const REAL acc = split_sum(split_dot(w, dnext, q));
         REAL d = 0;
         if (unit) {
             const REAL g = s == 0 ? acc + gT[j] : acc;
