@@ -275,7 +275,8 @@ irnn_whole_reduce(const REAL* __restrict__ part, REAL* __restrict__ grad,
     const int e = blockIdx.x * REDUCE_THREADS + threadIdx.x;
     REAL g = 0;
     if (e < PART) {
-        for (int r = 0; r < B; ++r) g += part[(long long)r * PART + e];
+#pragma unroll 8
+        for (int r = 0; r < B; ++r) g += part[(long long)r * PART + e];  // loads ahead, adds in order
         grad[e] = g;
     }
     const bool param = e < PSIZE;
