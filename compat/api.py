@@ -187,6 +187,26 @@ def gradient_clipping(threshold):
     return chainer.optimizer.GradientClipping(threshold)
 
 
+def optimizer_hooks(optimizer):
+    """[(name, hook)] of an optimizer's (or an update rule's) hooks, 'pre' then 'post'
+    (``_pre_update_hooks`` / ``_post_update_hooks`` from 4.x on, on a rule inside its
+    ``_hookable``; one ``_hooks`` dict before)."""
+    holder = getattr(optimizer, '_hookable', optimizer)
+    out = []
+    for attr in ('_pre_update_hooks', '_post_update_hooks', '_hooks'):
+        out += list(getattr(holder, attr, {}).items())
+    return out
+
+
+def init_rule_state(param):
+    """The update rule's state dict of ``param``, created now if the rule has not yet run
+    (Chainer 2+ creates it at a rule's first update, in ``UpdateRule._init_states``)."""
+    rule = param.update_rule
+    if rule.state is None:
+        rule._init_states(param)
+    return rule.state
+
+
 def setup_optimizer(optimizer, model, clip=None):
     """``optimizer.setup(model)`` plus gradient clipping when ``clip`` is set.
 

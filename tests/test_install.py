@@ -85,6 +85,7 @@ def test_wheel_holds_the_package_data_and_the_c_kernel(installed):
     assert 'irnn_chainer/data/embedded/README.md' in names
     assert 'irnn_chainer/compat/shims.py' in names
     assert 'irnn_chainer/kernels/irnn_cuda.cu' in names   # CuPy compiles it at run time
+    assert 'irnn_chainer/kernels/irnn_whole.cu' in names  # (the whole update's kernels)
     assert any(n.startswith('irnn_chainer/kernels/_irnn_cpu.') and n.endswith('.so') for n in names)
     assert not any(n.startswith(('tests/', 'compat/', 'tools/')) for n in names)
 
