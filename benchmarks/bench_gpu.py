@@ -245,7 +245,7 @@ def epoch(folder, B=16, lr=1e-8, clip=1.0):
     10000 test sequences through the Chainer model (the CUDA forward kernel), batches of
     1000. Times from CUDA events; the loss and accuracy are read once, at the end."""
     import cupy
-    from irnn_chainer import data as data_mod
+    from irnn_chainer.data import mnist as data_mod
     xtr, ytr, xte, yte = data_mod.load_idx_dir(folder)
     np.random.seed(0)
     net = model_mod.build('irnn', n_units=H_UNITS, impl='fused')

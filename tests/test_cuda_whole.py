@@ -28,8 +28,8 @@ import irnn_chainer  # noqa: F401  (compat shims)
 import chainer
 import chainer.links as L
 
-from irnn_chainer import model as model_mod
-from irnn_chainer import train as train_mod
+from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import train as train_mod
 from irnn_chainer.compat import api
 from irnn_chainer.kernels import cuda
 
