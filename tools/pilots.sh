@@ -8,7 +8,7 @@ set -euo pipefail
 SET=${1:?usage: tools/pilots.sh irnn|rnn OUTDIR [--permute]}
 OUT=${2:?usage: tools/pilots.sh irnn|rnn OUTDIR [--permute]}
 shift 2
-DATA=${IRNN_MNIST_DIR:-$(dirname "$0")/../../shared/data/mnist}
+DATA=${IRNN_MNIST_DIR:?set IRNN_MNIST_DIR to the folder with the four MNIST IDX files}
 BIN=${IRNN_BIN:-irnn-chainer}
 EPOCHS=6
 [ "$SET" = rnn ] && EPOCHS=3
