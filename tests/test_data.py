@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from irnn_chainer.data import mnist as data
+from irnn_chainer.data import idx, mnist as data, subset
 
 import realmnist
 
@@ -266,7 +266,8 @@ def test_chainer_cache_loads(tmp_path):
     (dict(x=np.zeros((3, 28, 28), np.uint8), y=np.zeros(3, np.uint8)), ['(N, 784) uint8', '(3, 28, 28)']),
     (dict(x=np.zeros((3, 784), np.uint8), y=np.zeros(4, np.uint8)), ['3 images', '4 labels']),
     (dict(x=np.zeros((3, 784), np.uint8), y=np.array([0, 1, 10], np.uint8)), ['labels 0..9']),
-    (b'not a zip file', ['a readable .npz', 'NumPy cannot read']),
+    (b'not a zip file', ['a readable .npz', "found a text file (first line 'not a zip file')"]),
+    (b'PK\x03\x04 cut short', ['a readable .npz', 'NumPy cannot read']),
 ])
 def test_chainer_cache_malformed(tmp_path, bad, words):
     d = make_chainer_cache(str(tmp_path / 'chainer-root'))
@@ -339,7 +340,7 @@ def test_download_good_mirror_by_decompressed_md5(mirrors, tmp_path, capsys):
     assert_verified(dest)
     err = capsys.readouterr().err
     # progress: bytes, percent, rate
-    assert 'train-images-idx3-ubyte.gz' in err and '9.6 MB' in err and '100.0%' in err and '/s' in err
+    assert 'train-images-idx3-ubyte.gz: 9.6 MB / 9.6 MB (100 %)' in err and 'MB/s' in err, err
     # a second call keeps the verified files and fetches nothing
     _Handler.requests.clear()
     data.download_mnist(dest, mirrors=[mirrors['good']], progress=False)
@@ -349,7 +350,7 @@ def test_download_good_mirror_by_decompressed_md5(mirrors, tmp_path, capsys):
 def test_download_accepts_original_gz_md5(mirrors, tmp_path, monkeypatch):
     # pretend the served .gz are the original ones, and that their content md5 were unknown
     table = {n: (md5_file(realmnist.path(n)), '0' * 32) for n in NAMES}
-    monkeypatch.setattr(data, 'MNIST_FILES', table)
+    monkeypatch.setattr(idx, 'MNIST_FILES', table)
     data.download_mnist(str(tmp_path / 'dl'), mirrors=[mirrors['good']], progress=False)
     assert sorted(os.listdir(tmp_path / 'dl')) == sorted(NAMES)
 
@@ -484,7 +485,7 @@ def test_embedded_tampered(monkeypatch, tmp_path):
     f['test_x'][0, 300] ^= 1  # one pixel of one image
     bad = str(tmp_path / 'mnist_subset.npz')
     np.savez_compressed(bad, **f)
-    monkeypatch.setattr(data, 'embedded_path', lambda: bad)
+    monkeypatch.setattr(subset, 'path', lambda: bad)
     with pytest.raises(data.DataError) as e:
         data.load_embedded()
     msg = str(e.value)
@@ -494,7 +495,7 @@ def test_embedded_tampered(monkeypatch, tmp_path):
 
 def test_embedded_file_missing(monkeypatch, tmp_path):
     gone = str(tmp_path / 'embedded' / 'mnist_subset.npz')
-    monkeypatch.setattr(data, 'embedded_path', lambda: gone)
+    monkeypatch.setattr(subset, 'path', lambda: gone)
     with pytest.raises(data.DataError) as e:
         data.load_embedded()
     msg = str(e.value)

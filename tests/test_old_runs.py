@@ -26,7 +26,7 @@ from irnn_chainer.commands import evaluate as evaluate_mod
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer.data import mnist, sources
+from irnn_chainer.data import mnist, sources, subset
 from irnn_chainer.run import train as train_mod
 from irnn_chainer.model.weights import load_run_model
 from irnn_chainer.errors import UsageError
@@ -70,9 +70,9 @@ def _old_subset():
 def their_subset(monkeypatch):
     """The embedded subset as these runs knew it: its first 32 training and 16 test images."""
     old = _old_subset()
-    monkeypatch.setattr(mnist, 'load_embedded', lambda: (
+    monkeypatch.setattr(subset, 'load', lambda: (
         old['train_x'], old['train_y'].astype(np.int32), old['test_x'], old['test_y'].astype(np.int32)))
-    monkeypatch.setattr(mnist, 'EMBEDDED_SOURCE', OLD_SOURCE)
+    monkeypatch.setattr(subset, 'SOURCE', OLD_SOURCE)
 
 
 def test_the_old_subsets_images_are_the_runs_data():
