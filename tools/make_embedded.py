@@ -30,7 +30,8 @@ import zipfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from irnn_chainer.data import mnist  # the IDX reader, with its MD5-checked table (installed package)
+from irnn_chainer import files
+from irnn_chainer.data import idx  # the IDX reader and MNIST's official MD5s (the installed package)
 
 OUT = os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_subset.npz')
 SEED = 0
@@ -57,9 +58,9 @@ def subset(train_x, train_y, test_x, test_y):
 
 def check_official(folder):
     """Every IDX file's decompressed bytes must have MNIST's official MD5."""
-    for name, (_, raw_md5) in mnist.MNIST_FILES.items():
-        path = mnist._find_idx(folder, name)
-        got = hashlib.md5(mnist._read_bytes(path)).hexdigest()
+    for name, (_, raw_md5) in idx.MNIST_FILES.items():
+        path = idx.find_idx(folder, name)
+        got = hashlib.md5(idx.read_bytes(path)).hexdigest()
         if got != raw_md5:
             sys.exit('%s: expected MNIST\'s official md5 %s (decompressed), found %s'
                      % (path, raw_md5, got))
@@ -84,16 +85,12 @@ def main(argv=None):
     p.add_argument('--out', default=OUT)
     args = p.parse_args(argv)
     try:
-        train_x, train_y, test_x, test_y = mnist.load_idx_dir(args.mnist_dir)
-    except mnist.DataError as e:
+        train_x, train_y, test_x, test_y = idx.load_idx_dir(args.mnist_dir)
+    except idx.DataError as e:
         sys.exit('make_embedded: %s' % e)
     check_official(args.mnist_dir)
     blob = npz_bytes(subset(train_x, train_y, test_x, test_y))
-    d = os.path.dirname(os.path.abspath(args.out))
-    tmp = os.path.join(d, '.%s.part' % os.path.basename(args.out))
-    with open(tmp, 'wb') as f:  # an ordinary file: the user's umask
-        f.write(blob)
-    os.replace(tmp, args.out)
+    files.write_bytes(args.out, blob)
     print('%s: %d bytes, sha256 %s' % (args.out, len(blob), hashlib.sha256(blob).hexdigest()))
 
 

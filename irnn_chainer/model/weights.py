@@ -100,7 +100,7 @@ def load_run_model(run_dir, device=None, data=None):
     """(cfg, model, weights_path): the run's settings (its config.json) and its model, loss
     wrapper included, with its newest weights (or those of the weights file ``run_dir``
     names: a snapshot, model.npz or model_ema.npz), on ``device`` (default: the run's).
-    ``data``: the :class:`sources.Data` the model is for (default: what config.json says of
+    ``data``: the :class:`sources.RunData` the model is for (default: what config.json says of
     the run's data; nothing is read)."""
     run_dir, weights_file = split_run(run_dir)
     cfg = runfolder.read_config(run_dir)
