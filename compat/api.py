@@ -16,7 +16,6 @@ is an npz everywhere (of the parameter arrays in 1.0-1.3, never a pickle); losse
 import contextlib
 import inspect
 import os
-import tempfile
 
 import numpy as np
 
@@ -457,10 +456,11 @@ def run_trainer(trainer, quiet_errors=False):
     return trainer.run()
 
 
-def save_npz(path, obj):
-    """``serializers.save_npz`` (Link era) written atomically: a temp file in the same folder,
-    then ``os.replace``, so an interrupted save never leaves a half-written file."""
-    _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, obj), suffix='.npz')
+def save_npz(path, obj, write_atomic):
+    """``serializers.save_npz`` (Link era) written atomically by ``write_atomic(path,
+    write(tmp), suffix)`` (the package's ``irnn_chainer.files.write_atomic``: this module
+    imports nothing of the package, so the writer comes as an argument)."""
+    write_atomic(path, lambda tmp: chainer.serializers.save_npz(tmp, obj), suffix='.npz')
 
 
 def load_npz(source, obj, path_in_file=''):
@@ -544,30 +544,18 @@ def classification_loss(y, t):
     return F.softmax_cross_entropy(y, as_input(t.astype(np.int32)))
 
 
-def _atomic_write(path, write, suffix=''):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def save_model(path, model):
-    """Save ``model``'s parameters to ``path`` (atomically): Chainer's npz where it has
-    ``serializers`` (Link era), else (1.0-1.3 FunctionSets) an npz of :func:`param_arrays`:
-    not the pickle those programs wrote, because loading a pickle can run code."""
+def save_model(path, model, write_atomic):
+    """Save ``model``'s parameters to ``path``, atomically by ``write_atomic`` (as
+    :func:`save_npz`): Chainer's npz where it has ``serializers`` (Link era), else (1.0-1.3
+    FunctionSets) an npz of :func:`param_arrays`: not the pickle those programs wrote,
+    because loading a pickle can run code."""
     if is_function_set(model):
         def write(tmp):
             with open(tmp, 'wb') as f:  # a file object: np.savez would append '.npz' to a name
                 np.savez(f, **param_arrays(model))
-        _atomic_write(path, write)
+        write_atomic(path, write)
     else:
-        _atomic_write(path, lambda tmp: chainer.serializers.save_npz(tmp, model), suffix='.npz')
+        write_atomic(path, lambda tmp: chainer.serializers.save_npz(tmp, model), suffix='.npz')
 
 
 def load_model(path, model):

@@ -17,3 +17,12 @@ class DataError(Exception):
 
 class TrainingDiverged(Exception):
     """A diverged run that is not rolled back (recovery.py, train.py): one line, exit code 2."""
+
+
+def shown(value):
+    """A value in a message as the user typed it: text quoted ('abc'), numbers plain (3, 0.5),
+    NumPy scalars as the Python values they hold (``'abc'``, not ``np.str_('abc')``)."""
+    item = getattr(value, 'item', None)
+    if callable(item) and getattr(value, 'shape', None) == ():
+        value = item()
+    return repr(value) if isinstance(value, str) else str(value)

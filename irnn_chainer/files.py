@@ -10,16 +10,17 @@
 - :func:`os_error`: an ``OSError`` (full disk, read-only file system, no permission) as one
   line naming the path and the system's words; the CLI uses it for any OSError that leaves
   a command.
-- :func:`write_atomic` / :func:`write_json`: a temporary file in the same folder, then
-  ``os.replace``: a reader never sees half a file.
+- :func:`write_atomic` (and :func:`write_json`, :func:`write_bytes`, :func:`write_text`,
+  :func:`save_npy`): a temporary file in the same folder, then ``os.replace``: a reader never
+  sees half a file. Files get the user's umask, as any file they make.
 
-This module imports NumPy only (data.py, which must not import Chainer, uses it too).
+This module imports NumPy only (irnn_chainer.data, which must not import Chainer, uses it too).
 """
 import hashlib
 import json
 import os
+import secrets
 import stat
-import tempfile
 
 import numpy as np
 
@@ -52,6 +53,8 @@ def kind_of(path):
 def require_file(path, expected):
     """Raise FileError unless ``path`` is a regular file (checked before opening it)."""
     kind = kind_of(path)
+    if kind == 'no such file':
+        raise FileError('%s: missing: expected %s, found no such file' % (path, expected))
     if kind != 'a file':
         raise FileError('%s: expected %s, found %s' % (path, expected, kind))
 
@@ -61,6 +64,41 @@ def os_error(e, path=None, doing=None):
     path = path or getattr(e, 'filename', None) or '?'
     words = e.strerror or str(e) or type(e).__name__
     return FileError('%s: %s%s' % (path, (doing + ': ') if doing else '', words))
+
+
+def what_is(path):
+    """What a file holds, by its first bytes, for a message about a file that is not what was
+    expected: 'a .npz archive', 'a single .npy array (not a .npz archive)', 'a Python pickle',
+    'a text file (first line ...)', 'an empty file', ..."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(512)
+    except OSError as e:
+        return 'nothing readable (%s)' % (e.strerror or e)
+    if not head:
+        return 'an empty file'
+    if head.startswith((b'PK\x03\x04', b'PK\x05\x06')):
+        return 'a .npz (zip) archive'
+    if head.startswith(b'\x93NUMPY'):
+        return 'a single .npy array (not a .npz archive of named arrays)'
+    if head[:1] == b'\x80' and 2 <= head[1:2][0] <= 5:
+        return 'a Python pickle'
+    if head.startswith(b'\x1f\x8b'):
+        return 'a gzip file'
+    if head.startswith(b'\x89PNG'):
+        return 'a PNG image'
+    if head.startswith(b'\xff\xd8\xff'):
+        return 'a JPEG image'
+    if head.startswith(b'\x89HDF'):
+        return 'an HDF5 file'
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError as e:
+        text = head[:e.start].decode('utf-8') if e.start >= len(head) - 3 else None
+    if text is not None and all(c.isprintable() or c in '\t\r\n' for c in text):
+        first = text.splitlines()[0] if text.strip() else ''
+        return 'a text file (first line %r)' % (first[:40] + ('...' if len(first) > 40 else ''))
+    return 'a file of another kind (first bytes %s)' % head[:8].hex()
 
 
 def _first_line(e):
@@ -79,6 +117,9 @@ def _object_array(path, key, expected):
 def load_npz(path, expected='a .npz file of numeric arrays'):
     """{name: ndarray} of a .npz file, every array read now, pickles refused."""
     require_file(path, expected)
+    kind = what_is(path)
+    if kind != 'a .npz (zip) archive':  # NumPy's own words would be of its internals
+        raise FileError('%s: expected %s, found %s' % (path, expected, kind))
     try:
         with np.load(path, allow_pickle=False) as f:
             if not hasattr(f, 'files'):
@@ -107,6 +148,9 @@ def load_npz(path, expected='a .npz file of numeric arrays'):
 def load_npy(path, expected='a .npy file of a numeric array'):
     """The ndarray of a .npy file, pickles refused."""
     require_file(path, expected)
+    kind = what_is(path)
+    if not kind.startswith('a single .npy array'):
+        raise FileError('%s: expected %s, found %s' % (path, expected, kind.replace('(zip) ', '')))
     try:
         a = np.load(path, allow_pickle=False)
         if hasattr(a, 'files'):
@@ -146,11 +190,29 @@ def read_json(path, expected='a JSON object'):
     return obj
 
 
+TEMP_PREFIX = '.tmp-'  # run folders know it (runfolder._LEFTOVER): an interrupted write's leftover
+
+
+def _new_temp(directory, suffix):
+    """A new empty file in ``directory``, created as ``open`` creates files: mode 0666 less the
+    user's umask (``tempfile.mkstemp`` makes 0600, which the renamed file would keep)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(6) + suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError('%s: no free temporary name' % directory)  # pragma: no cover
+
+
 def write_atomic(path, write, suffix=''):
-    """``write(tmp_path)`` to a temporary file beside ``path``, then rename it to ``path``."""
+    """``write(tmp_path)`` to a temporary file beside ``path``, then rename it to ``path``: a
+    reader never sees half a file, and an interrupted write leaves the old file. The file gets
+    the mode any new file of the user gets (0666 less the umask). Every file irnn-chainer
+    writes whole goes through here (``compat`` takes it as an argument)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=directory)
-    os.close(fd)
+    tmp = _new_temp(directory, suffix)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -160,6 +222,22 @@ def write_atomic(path, write, suffix=''):
         except OSError:
             pass
         raise
+
+
+def write_bytes(path, blob, sync=True):
+    """``blob`` to ``path`` atomically (flushed to disk first with ``sync``)."""
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(blob)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+    write_atomic(path, write, suffix='.part')
+
+
+def write_text(path, text):
+    """``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode('utf-8'), sync=False)
 
 
 def write_json(path, obj):

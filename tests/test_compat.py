@@ -23,6 +23,7 @@ import chainer.links as L
 
 from irnn_chainer.commands import compare
 from irnn_chainer.model import eras
+from irnn_chainer import files
 from irnn_chainer.compat import api, shims
 from irnn_chainer.model import IRNN, check_ids
 
@@ -261,7 +262,7 @@ def test_save_load_model_round_trip(tmp_path):
     m = small_irnn(seed=0)
     api.set_param_arrays(m, {k: rng.randn(*v.shape) for k, v in api.param_arrays(m).items()})
     path = str(tmp_path / 'model')
-    api.save_model(path, m)
+    api.save_model(path, m, files.write_atomic)
     assert os.listdir(str(tmp_path)) == ['model']  # exactly that name, no temp files
     other = api.load_model(path, small_irnn(seed=1))
     for k, v in api.param_arrays(m).items():
@@ -273,7 +274,7 @@ def test_save_load_model_round_trip(tmp_path):
 
 def test_save_is_atomic(tmp_path, monkeypatch):
     path = str(tmp_path / 'model.npz')
-    api.save_model(path, small_irnn(seed=0))
+    api.save_model(path, small_irnn(seed=0), files.write_atomic)
     old = open(path, 'rb').read()
 
     def broken(file, obj, **kw):
@@ -283,7 +284,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(chainer.serializers, 'save_npz', broken)
     with pytest.raises(KeyboardInterrupt):
-        api.save_model(path, small_irnn(seed=1))
+        api.save_model(path, small_irnn(seed=1), files.write_atomic)
     assert os.listdir(str(tmp_path)) == ['model.npz'] and open(path, 'rb').read() == old
 
 
@@ -309,7 +310,7 @@ def test_functionset_models_are_saved_as_npz_not_pickle(tmp_path):
     a.f, b.f = Fn(np.arange(3.0)), Fn(np.zeros(3))
     keep = b.f.W
     path = str(tmp_path / 'm')
-    api.save_model(path, a)
+    api.save_model(path, a, files.write_atomic)
     assert os.listdir(str(tmp_path)) == ['m']
     with np.load(path, allow_pickle=False) as z:  # a plain npz of numeric arrays
         assert z.files == ['f/W'] and (z['f/W'] == np.arange(3.0)).all()

@@ -234,9 +234,9 @@ def test_bad_flags_leave_no_folder_behind(tmp_path, capsys):
 # ------------------------------------------------------------------ 3. corrupt or mismatched files
 
 @pytest.mark.parametrize('damage, words', [
-    (lambda p: open(p, 'wb').close(), ['NumPy cannot read']),                       # empty
+    (lambda p: open(p, 'wb').close(), ['expected', 'found an empty file']),           # empty
     (lambda p: open(p, 'r+b').truncate(os.path.getsize(p) // 2), ['NumPy cannot read']),  # truncated
-    (lambda p: open(p, 'wb').write(b'garbage' * 100), ['NumPy cannot read']),        # garbage
+    (lambda p: open(p, 'wb').write(b'garbage' * 100), ['found a text file (first line \'garbage']),  # garbage
 ])
 def test_unreadable_newest_snapshot_names_the_last_good_one(tmp_path, capsys, damage, words):
     out = run(tmp_path, 'r', iteration=4, log_interval=2)

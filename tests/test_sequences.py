@@ -325,7 +325,7 @@ BAD = [  # (name, writer(path) -> file, load kwargs, words expected in the one-l
     ('extra_key', lambda p: _save(p, x=x0, y=y0, X_test=x0), {}, ['expected only arrays x, y, x_test, y_test', 'X_test']),
     ('x_test_alone', lambda p: _save(p, x=x0, y=y0, x_test=x0), {}, ['y_test:', 'alongside x_test', 'found none']),
     ('object_array', lambda p: _save(p, x=np.array([x0, None], dtype=object), y=y0), {}, ['x:', 'numeric array', 'object']),
-    ('not_npz', lambda p: open(p, 'w').write('hello'), {}, ['expected a .npz file', 'NumPy cannot read']),
+    ('not_npz', lambda p: open(p, 'w').write('hello'), {}, ['expected a .npz file', "found a text file (first line 'hello')"]),
     ('missing_file', lambda p: None, {}, ['expected a .npz or .csv data file', 'no such file']),
     # long-format CSV
     ('csv_columns', lambda p: open(p, 'w').write('seq,t,x0,label\n0,0,1.5,1\n0,1,2.5\n'), {},
@@ -335,9 +335,9 @@ BAD = [  # (name, writer(path) -> file, load kwargs, words expected in the one-l
     ('csv_binary', lambda p: open(p, 'wb').write(b'PK\x03\x04\xff\xfe\x00garbage'), {}, ['a text file', 'cannot be read as CSV']),
     ('csv_too_few', lambda p: open(p, 'w').write('0,0,1\n0,1,1\n'), {}, ['row 1', 'at least 4 columns', 'found 3']),
     ('csv_step_text', lambda p: open(p, 'w').write('seq,t,x0,label\n0,0,1.5,1\n0,one,2.5,1\n'), {},
-     ['column t, row 3', 'integer time step', "'one'"]),
+     ['column t, row 3', "expected an integer time step, found 'one'"]),  # as typed: not np.str_('one')
     ('csv_feature_text', lambda p: open(p, 'w').write('seq,t,x0,label\n0,0,1.5,1\n0,1,abc,1\n'), {},
-     ['column x0, row 3', 'a number', "'abc'"]),
+     ['column x0, row 3', "expected a number, found 'abc'"]),
     ('csv_lengths', lambda p: open(p, 'w').write('s,t,x0,label\na,0,1.5,1\na,1,2.5,1\nb,0,1.0,0\n'), {},
      ['column s', 'same number of steps (2', "found 1 rows for sequence 'b'"]),
     ('csv_label_varies', lambda p: open(p, 'w').write('s,t,x0,label\na,0,1.5,1\na,1,2.5,0\nb,0,1.0,0\nb,1,1.0,0\n'), {},

@@ -120,9 +120,31 @@ def test_validation_holds_out_the_last_training_images_and_leaves_the_test_set_u
 
 
 @pytest.mark.parametrize('flags, words', [
-    (dict(dataset='embedded', validation=4000), 'expected fewer than the 4000 training images'),
+    (dict(dataset='embedded', validation=20000), 'expected fewer than the 20000 training images'),
     (dict(dataset='adding', validation=10), '--validation: holds out MNIST training images'),
 ])
 def test_validation_refusals(tmp_path, flags, words):
     with pytest.raises(UsageError, match=words):
         load(tmp_path, **flags)
+
+
+def test_the_registry_in_order_and_a_new_source_is_one_declaration(tmp_path, monkeypatch):
+    assert [s.name for s in sources.SOURCES] == ['adding', 'file', 'mnist']
+    assert sources.kind_of({'dataset': 'adding', 'data': 'x.npz'}) == 'adding'
+    assert sources.kind_of({'dataset': 'auto', 'data': 'x.npz'}) == 'file'
+    assert sources.kind_of({'dataset': 'embedded'}) == 'mnist'
+    monkeypatch.setattr(sources, 'SOURCES', list(sources.SOURCES))
+    spec = {'input': 'real', 'n_in': 3, 'task': 'regression', 'n_out': 1, 'baseline': 0.0}
+
+    @sources.source('zeros', lambda cfg: cfg.get('dataset') == 'zeros', spec=spec)
+    def _zeros(cfg, run_dir, log):
+        x = np.zeros((4, 5, 3), np.float32)
+        y = np.zeros((4, 1), np.float32)
+        train, test = sources._datasets(x, y, x, y)
+        return sources.RunData('zeros', train, test, source='zeros', **spec)
+
+    d = sources.load({'dataset': 'zeros'}, str(tmp_path))
+    assert (d.kind, len(d.train), d.n_in, d.task) == ('zeros', 4, 3, 'regression')
+    r = sources.from_config({'dataset': 'zeros'})
+    assert (r.kind, r.input, r.n_in, r.n_out, r.train) == ('zeros', 'real', 3, 1, None)
+    assert sources.kind_of({'dataset': 'embedded'}) == 'mnist'

@@ -215,6 +215,7 @@ def cell_check():
         import irnn_chainer  # noqa: F401  (environment shims)
         from irnn_chainer.compat import api, shims
         from irnn_chainer.model import eras  # the IRNN built as this Chainer builds models
+        from irnn_chainer import files  # the atomic writer compat.api.save_model takes
         import chainer
         import chainer.optimizers  # not imported by ``import chainer`` in 1.0-1.3
         res.update(chainer=api.chainer_version(), numpy=np.__version__, import_s=time.time() - t0)
@@ -252,7 +253,7 @@ def cell_check():
         tmp = tempfile.mkdtemp()
         try:
             path = os.path.join(tmp, 'model')
-            api.save_model(path, model)
+            api.save_model(path, model, files.write_atomic)
             other = api.load_model(path, eras.build_irnn(seed=1))
             with api.no_graph():
                 res['reload_loss'] = api.scalar(api.classification_loss(eras.irnn_forward(other, x), t))

@@ -34,6 +34,7 @@ import chainer.functions as F
 
 from irnn_chainer.data import mnist as data_mod
 from irnn_chainer import files
+from irnn_chainer import progress as progress_mod
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import runfolder
 from irnn_chainer.data import sequences as seq_mod
@@ -370,30 +371,12 @@ def write_csv(stream, names, result, task, labels=None):
     w.writerows(zip(*cols))
 
 
-class Progress(object):
-    """``progress(done, total)`` for :meth:`Predictor.predict`: a line on ``stream`` (stderr)
-    at most every ``every`` seconds, with the rate and the time left; on a terminal it is
-    rewritten in place."""
-
-    def __init__(self, stream=None, every=1.0):
-        self.stream, self.every = stream or sys.stderr, every
-        self.start = self.last = time.time()
-        self.tty = hasattr(self.stream, 'isatty') and self.stream.isatty()
-        self.shown = False
-
-    def __call__(self, done, total):
-        now = time.time()
-        if done < total and now - self.last < self.every:
-            return
-        if done >= total and not self.shown:
-            return  # short: done before the first line was due
-        self.last, self.shown = now, True
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else float('nan')
-        self.stream.write('%spredict: %d / %d sequences (%3.0f %%), %.1f s, ETA %.1f s%s'
-                          % ('\r' if self.tty else '', done, total, 100.0 * done / total, elapsed, eta,
-                             '' if self.tty and done < total else '\n'))
-        self.stream.flush()
+def Progress(stream=None, every=1.0):
+    """``progress(done, total)`` for :meth:`Predictor.predict`: the package's progress line
+    (:mod:`irnn_chainer.progress`), in sequences, at most every ``every`` seconds (also when
+    the output is not a terminal), and nothing at all for work done before the first line."""
+    return progress_mod.Progress('predict', unit='sequences', stream=stream, every=every, every_plain=every,
+                                 always_finish=False)
 
 
 def check_output(out, force):

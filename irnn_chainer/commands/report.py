@@ -373,7 +373,5 @@ def write_report(run_dirs, out_dir):
     lines += ['', 'Paper: Le, Jaitly & Hinton (2015), arXiv:1504.00941, section 4.2 (IRNN 97.0 % / 82.0 %, '
               'LSTM ~65 % / ~36 %, RNN+tanh 35 % / 35 % on pixel / permuted MNIST).', '']
     path = os.path.join(out_dir, 'report.md')
-    with open(path + '.tmp', 'w') as f:
-        f.write('\n'.join(lines))
-    os.replace(path + '.tmp', path)
+    files.write_text(path, '\n'.join(lines))
     return path, rows

@@ -24,6 +24,7 @@ import warnings
 
 import chainer
 
+from irnn_chainer import files
 from irnn_chainer.run import train as train_mod
 from irnn_chainer.model import weights
 from irnn_chainer.errors import TrainingDiverged, UsageError
@@ -414,7 +415,7 @@ def plot(trials, path, maximize):
     if any(ax.get_legend_handles_labels()[0] for ax in axes[0]):
         axes[0][0].legend(loc='best', fontsize=8)
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        files.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'), suffix='.png')
+    finally:
+        plt.close(fig)

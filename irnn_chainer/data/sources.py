@@ -1,12 +1,16 @@
-"""The run's data, whichever the source, as one record: :class:`Data`.
+"""A run's data, whichever the source, as one record (:class:`RunData`), and the registry of
+sources (:data:`SOURCES`): adding a source is one :func:`source` declaration above its reader.
 
-Three sources, one reader each (the readers know nothing of runs):
+The sources, in the order a run's settings are matched against them:
 
-* ``mnist``: pixel MNIST (:mod:`irnn_chainer.data`: IDX files, Chainer's cache, a download,
-  the embedded subset), with ``--permute``'s fixed permutation kept in the run folder;
-* ``file``: the user's ``--data`` file, ``.npz`` or long-format ``.csv``
-  (:mod:`irnn_chainer.sequences`), with ``--test-split``;
-* ``adding``: the adding problem (``--dataset adding --length T``, :mod:`irnn_chainer.sequences`).
+* ``adding``: the adding problem (``--dataset adding --length T``, :mod:`.adding`);
+* ``file``: the user's own file (``--data FILE``), ``.npz`` or long-format ``.csv``
+  (:mod:`.own`), with ``--test-split``;
+* ``mnist``: pixel MNIST (:mod:`.mnist`: IDX files, Chainer's cache, a download, the embedded
+  subset), with ``--permute``'s fixed permutation kept in the run folder.
+
+(Words: "data" alone is this package; the user's ``--data`` file is their *own file*; the
+record is :class:`RunData`; what is logged first is the *data line*.)
 
 Every one gives the same record: the train and test datasets, the input (``ids`` with
 ``n_in`` of them, or ``real`` with ``n_in`` features per step), the task (``classification``
@@ -25,14 +29,14 @@ import chainer
 from irnn_chainer.data import mnist
 from irnn_chainer import files
 from irnn_chainer.run import runfolder
-from irnn_chainer.data import sequences
+from irnn_chainer.data import adding, own
 from irnn_chainer.errors import UsageError
 
 #: what pixel MNIST is, for the model: 256 pixel ids in, 10 classes out
 MNIST_SPEC = {'input': 'ids', 'n_in': 256, 'task': 'classification', 'n_out': 10, 'baseline': None}
 
 
-class Data(object):
+class RunData(object):
     """One run's data. ``train``/``test``: TupleDatasets (None in a record made by
     :func:`from_config`, which knows only what the model needs); ``kind``: the source
     (``mnist``, ``file``, ``adding``); ``settings``: what the run's config.json records of
@@ -56,30 +60,60 @@ class Data(object):
         return spec
 
 
+Data = RunData  # the record's earlier name
+
+
+class Source(object):
+    """A source: its ``name`` (the record's ``kind``), ``applies(cfg)`` (do a run's settings
+    name it), ``read(cfg, run_dir, log)`` (the :class:`RunData`), and ``spec``: what the model
+    needs of it when fixed (pixel MNIST's), else None (inferred from the data, kept in
+    config.json)."""
+
+    def __init__(self, name, applies, read, spec=None, fallback=False):
+        self.name, self.applies, self.read, self.spec, self.fallback = name, applies, read, spec, fallback
+
+
+#: the registry, in the order of declaration; the first source that applies is used, a
+#: ``fallback`` one (pixel MNIST, the default) only when no other does
+SOURCES = []
+
+
+def source(name, applies, spec=None, fallback=False):
+    """Declare the function below as the reader of source ``name``."""
+    def register(read):
+        SOURCES.append(Source(name, applies, read, spec, fallback))
+        return read
+    return register
+
+
+def _of(cfg):
+    for src in sorted(SOURCES, key=lambda s: s.fallback):  # a stable sort: declaration order kept
+        if src.applies(cfg):
+            return src
+    raise UsageError('no data source for these settings')  # pragma: no cover (mnist applies always)
+
+
 def kind_of(cfg):
     """The source a run's settings name: ``adding``, ``file`` or ``mnist``."""
-    if cfg.get('dataset') == 'adding':
-        return 'adding'
-    return 'file' if cfg.get('data') else 'mnist'
+    return _of(cfg).name
 
 
 def load(cfg, run_dir, log=print):
-    """The run's :class:`Data` (``run_dir`` keeps the ``--permute`` permutation)."""
-    return _SOURCES[kind_of(cfg)](cfg, run_dir, log)
+    """The run's :class:`RunData` (``run_dir`` keeps the ``--permute`` permutation)."""
+    return _of(cfg).read(cfg, run_dir, log)
 
 
 def from_config(cfg):
     """What a run's model needs of its data, from its config.json alone (no data read)."""
-    kind = kind_of(cfg)
-    if kind == 'mnist':
-        spec = MNIST_SPEC
-    else:
+    src = _of(cfg)
+    spec = src.spec
+    if spec is None:
         spec = {k: cfg.get(k) for k in ('input', 'n_in', 'task', 'n_out', 'baseline')}
         missing = [k for k in ('input', 'n_in', 'task', 'n_out') if spec[k] is None]
         if missing:
             raise UsageError('the run\'s config.json lacks %s: expected the values its training '
                              'inferred from the data' % ', '.join(missing))
-    return Data(kind, None, None, source=cfg.get('source', ''), **spec)
+    return RunData(src.name, None, None, source=cfg.get('source', ''), **spec)
 
 
 def check_same(saved, data, allow, flag='--allow-changed-data'):
@@ -106,6 +140,60 @@ def _arrays_fingerprint(*arrays):
 
 # ---------------------------------------------------------------------------- sources
 
+@source('adding', lambda cfg: cfg.get('dataset') == 'adding')
+def _adding(cfg, run_dir, log):
+    """The adding problem, generated from the seed (nothing to fingerprint)."""
+    length = int(cfg.get('length') or 150)
+    seqs = adding.adding_data(length, int(cfg.get('train_limit') or adding.ADDING_TRAIN),
+                                 int(cfg.get('test_limit') or adding.ADDING_TEST), seed=int(cfg['seed']))
+    description = ('adding problem: T=%d, %d train / %d test sequences (seed %d); always predicting 1 '
+                   'gives MSE %.4f on this test set (1/6 = %.4f expected)'
+                   % (length, len(seqs.x), len(seqs.x_test), cfg['seed'],
+                      float(((seqs.y_test - 1.0) ** 2).mean()), adding.ADDING_BASELINE))
+    log(description)
+    return _own(cfg, seqs, 'adding', 1.0, description, {'length': length}, {})
+
+
+@source('file', lambda cfg: bool(cfg.get('data')))
+def _file(cfg, run_dir, log):
+    """The user's own file (--data), with --test-split, --train-limit and --test-limit."""
+    seqs = own.load(cfg['data'], cfg.get('input'), cfg.get('task'))
+    seqs = own.with_test_split(seqs, cfg.get('test_split'), seed=int(cfg['seed']))
+    if cfg.get('train_limit'):
+        seqs.x, seqs.y = seqs.x[:cfg['train_limit']], seqs.y[:cfg['train_limit']]
+    if cfg.get('test_limit'):
+        seqs.x_test, seqs.y_test = seqs.x_test[:cfg['test_limit']], seqs.y_test[:cfg['test_limit']]
+    baseline = None
+    if seqs.task == 'regression':
+        mean = seqs.y.mean(axis=0)
+        baseline = mean.tolist()
+        log('regression: always predicting the training mean gives test MSE %.4f'
+            % float(((seqs.y_test - mean) ** 2).mean()))
+    description = ('data: %s; %d train / %d test sequences%s'
+                   % (seqs.describe(), len(seqs.x), len(seqs.x_test),
+                      ' (held out %g, %s, seed %d)' % (cfg['test_split'], 'stratified' if seqs.task ==
+                                                         'classification' else 'random', cfg['seed'])
+                      if cfg.get('test_split') else ''))
+    log(description)
+    fingerprint = {'data_sha256': files.sha256_file(cfg['data']), 'data_bytes': os.path.getsize(cfg['data'])}
+    return _own(cfg, seqs, 'file', baseline, description, {}, fingerprint)
+
+
+def _own(cfg, seqs, kind, baseline, description, settings, fingerprint):
+    """Own sequences in the run's dtype (ids and class labels as int32)."""
+    dtype = np.dtype(cfg.get('dtype') or 'float32')
+    x_dtype = np.int32 if seqs.input == 'ids' else dtype
+    y_dtype = np.int32 if seqs.task == 'classification' else dtype
+    train, test = _datasets(seqs.x.astype(x_dtype), seqs.y.astype(y_dtype),
+                            seqs.x_test.astype(x_dtype), seqs.y_test.astype(y_dtype))
+    settings = dict(settings, input=seqs.input, task=seqs.task, n_in=seqs.n_in, n_out=seqs.n_out)
+    if baseline is not None:
+        settings['baseline'] = baseline
+    return RunData(kind, train, test, seqs.input, seqs.n_in, seqs.task, seqs.n_out, baseline,
+                source=seqs.path, description=description, settings=settings, fingerprint=fingerprint)
+
+
+@source('mnist', lambda cfg: True, spec=MNIST_SPEC, fallback=True)  # what no other source claims
 def _mnist(cfg, run_dir, log):
     """Pixel MNIST: uint8 pixels (ids 0..255, int32 at the model, train.convert), 10 classes."""
     lines = []
@@ -141,60 +229,6 @@ def _mnist(cfg, run_dir, log):
             raise files.FileError('%s: %s' % (path, e)) from None
         description += '; permuted (seed %d)' % cfg['seed']
     train, test = _datasets(train_x, train_y, test_x, test_y)
-    return Data('mnist', train, test, source=splits.source, description=description,
+    return RunData('mnist', train, test, source=splits.source, description=description,
                 fingerprint=_arrays_fingerprint(train_x, train_y, test_x, test_y),
                 **MNIST_SPEC)
-
-
-def _adding(cfg, run_dir, log):
-    """The adding problem, generated from the seed (nothing to fingerprint)."""
-    length = int(cfg.get('length') or 150)
-    seqs = sequences.adding_data(length, int(cfg.get('train_limit') or sequences.ADDING_TRAIN),
-                                 int(cfg.get('test_limit') or sequences.ADDING_TEST), seed=int(cfg['seed']))
-    description = ('adding problem: T=%d, %d train / %d test sequences (seed %d); always predicting 1 '
-                   'gives MSE %.4f on this test set (1/6 = %.4f expected)'
-                   % (length, len(seqs.x), len(seqs.x_test), cfg['seed'],
-                      float(((seqs.y_test - 1.0) ** 2).mean()), sequences.ADDING_BASELINE))
-    log(description)
-    return _own(cfg, seqs, 'adding', 1.0, description, {'length': length}, {})
-
-
-def _file(cfg, run_dir, log):
-    """The user's --data file, with --test-split, --train-limit and --test-limit."""
-    seqs = sequences.load(cfg['data'], cfg.get('input'), cfg.get('task'))
-    seqs = sequences.with_test_split(seqs, cfg.get('test_split'), seed=int(cfg['seed']))
-    if cfg.get('train_limit'):
-        seqs.x, seqs.y = seqs.x[:cfg['train_limit']], seqs.y[:cfg['train_limit']]
-    if cfg.get('test_limit'):
-        seqs.x_test, seqs.y_test = seqs.x_test[:cfg['test_limit']], seqs.y_test[:cfg['test_limit']]
-    baseline = None
-    if seqs.task == 'regression':
-        mean = seqs.y.mean(axis=0)
-        baseline = mean.tolist()
-        log('regression: always predicting the training mean gives test MSE %.4f'
-            % float(((seqs.y_test - mean) ** 2).mean()))
-    description = ('data: %s; %d train / %d test sequences%s'
-                   % (seqs.describe(), len(seqs.x), len(seqs.x_test),
-                      ' (held out %g, %s, seed %d)' % (cfg['test_split'], 'stratified' if seqs.task ==
-                                                         'classification' else 'random', cfg['seed'])
-                      if cfg.get('test_split') else ''))
-    log(description)
-    fingerprint = {'data_sha256': files.sha256_file(cfg['data']), 'data_bytes': os.path.getsize(cfg['data'])}
-    return _own(cfg, seqs, 'file', baseline, description, {}, fingerprint)
-
-
-def _own(cfg, seqs, kind, baseline, description, settings, fingerprint):
-    """Own sequences in the run's dtype (ids and class labels as int32)."""
-    dtype = np.dtype(cfg.get('dtype') or 'float32')
-    x_dtype = np.int32 if seqs.input == 'ids' else dtype
-    y_dtype = np.int32 if seqs.task == 'classification' else dtype
-    train, test = _datasets(seqs.x.astype(x_dtype), seqs.y.astype(y_dtype),
-                            seqs.x_test.astype(x_dtype), seqs.y_test.astype(y_dtype))
-    settings = dict(settings, input=seqs.input, task=seqs.task, n_in=seqs.n_in, n_out=seqs.n_out)
-    if baseline is not None:
-        settings['baseline'] = baseline
-    return Data(kind, train, test, seqs.input, seqs.n_in, seqs.task, seqs.n_out, baseline,
-                source=seqs.path, description=description, settings=settings, fingerprint=fingerprint)
-
-
-_SOURCES = {'mnist': _mnist, 'file': _file, 'adding': _adding}

@@ -398,7 +398,7 @@ def resolve_impl(cfg):
 
 def for_run(cfg, data):
     """The one model factory: the run's settings ``cfg`` and its data record ``data``
-    (:class:`irnn_chainer.sources.Data`) give the predictor ``cfg['model']`` in the run's
+    (:class:`irnn_chainer.data.sources.RunData`) give the predictor ``cfg['model']`` in the run's
     dtype, wrapped with its loss: ``L.Classifier`` (softmax cross-entropy and accuracy) or
     :class:`Regressor` (MSE and the constant prediction's). Initial weights are drawn from
     ``cfg['seed']``. The gist's model (pixel MNIST, one layer of ``--unit``, the identity

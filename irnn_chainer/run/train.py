@@ -518,9 +518,9 @@ def run_and_save(run, data, trainer):
         # Always end with a snapshot of the last iteration, so --resume continues from here.
         if not os.path.exists(os.path.join(out, runfolder.SNAPSHOT_PREFIX + str(updater.iteration))):
             run.snapshot_ext(trainer)
-        api.save_npz(os.path.join(out, runfolder.MODEL_FILE), run.model.predictor)
+        api.save_npz(os.path.join(out, runfolder.MODEL_FILE), run.model.predictor, files.write_atomic)
         if run.average is not None:
-            api.save_npz(os.path.join(out, runfolder.EMA_MODEL_FILE), run.average.average.predictor)
+            api.save_npz(os.path.join(out, runfolder.EMA_MODEL_FILE), run.average.average.predictor, files.write_atomic)
     except OSError as e:  # full disk, read-only file system, ...: say what is kept
         good = runfolder.last_good_snapshot(out) if run.root else None
         kept = ('the previous good snapshot %s is kept: free space (or fix the folder) and continue '
