@@ -234,6 +234,7 @@ def prepare(cli, out, resume, force, progress, log, held, lr_factor=None):
     out = out or 'result'
     cfg = settings.resolve_config(cli, saved)
     settings.check_memory(cfg)
+    device = api.get_device(cfg['device'])  # before the claim: a bad device leaves the folder as it was
     comm = _communicator(cfg, saved)
     root = dist.is_root(comm)
     if not root:  # rank 0 alone prints and writes files
@@ -247,7 +248,7 @@ def prepare(cli, out, resume, force, progress, log, held, lr_factor=None):
         _carry_permutation(cfg, saved, snapshot, out)
     return Run(cfg=cfg, saved=saved, snapshot=snapshot, snapshot_arrays=snapshot_arrays, out=out,
                comm=comm, root=root, log=log, progress=progress, run_id=run_id, held=held,
-               lr_factor=lr_factor, device=api.get_device(cfg['device']))
+               lr_factor=lr_factor, device=device)
 
 
 def _communicator(cfg, saved):
