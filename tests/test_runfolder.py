@@ -458,7 +458,7 @@ def _files_of(out):
 @pytest.mark.parametrize('bad, words', [
     (['--device', '@cupy:0'], ['@cupy:0']),                                            # no CUDA here
     (['--dataset', 'mnist', '--data-dir', 'no-such-mnist'], ['no-such-mnist']),        # missing data
-    (['--init-from', 'EMPTY'], ['EMPTY']),                                             # found at build
+    (['--init-from', 'EMPTY'], ['--init-from EMPTY', 'expected a run folder with weights', 'found none']),
 ])
 def test_force_keeps_the_previous_run_when_the_new_one_cannot_start(tmp_path, capsys, monkeypatch, bad, words):
     if bad[0] == '--device' and api.cuda_status(0)[0]:
@@ -470,7 +470,8 @@ def test_force_keeps_the_previous_run_when_the_new_one_cannot_start(tmp_path, ca
     (tmp_path / 'EMPTY').mkdir()
     bad = [str(tmp_path / 'EMPTY') if a == 'EMPTY' else a for a in bad]
     code, _, err = main(capsys, 'train', *SMALL_ARGS, '--iteration', '1', '-o', out, '--force', *bad)
-    one_line(code, err, *[str(tmp_path / w) if w == 'EMPTY' else w for w in words])
+    line = one_line(code, err, *[w.replace('EMPTY', str(tmp_path / 'EMPTY')) for w in words])
+    assert '--resume' not in line  # a folder without weights, given to --init-from: no talk of resuming
     assert _files_of(out) == before
     assert sorted(os.listdir(out)) == sorted(before)  # no aside folder, no lock left behind
     # and the kept run still resumes
