@@ -311,8 +311,10 @@ def cmd_train(args):
                   % (last['epoch'], last['iteration'], last.get('validation/main/loss', float('nan')),
                      last['validation/main/baseline'], trainer.out))
         else:
-            print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
-                  % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
+            labels = train_mod.column_labels(trainer.run_cfg)  # 'test', or 'validation' under --validation
+            print('final: epoch %s, iteration %s, %s %.4f, %s %.4f -> %s'
+                  % (last['epoch'], last['iteration'], labels['validation/main/accuracy'],
+                     last.get('validation/main/accuracy', float('nan')), labels['validation/main/loss'],
                      last.get('validation/main/loss', float('nan')), trainer.out))
     return status
 

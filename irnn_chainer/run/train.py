@@ -139,6 +139,52 @@ def check_device_kernel(model, cfg, device, *datasets):
             model(*convert([dataset[i] for i in range(min(n, len(dataset)))], device))
 
 
+def column_labels(cfg):
+    """What the table and the plots call the log's keys (the log keeps Chainer's keys, which
+    old runs, report and evaluate read): the held-out set is the test set, or under
+    --validation the held-out training images."""
+    held_out = 'validation' if cfg.get('validation') else 'test'
+    return {'main/loss': 'train loss', 'main/accuracy': 'train accuracy',
+            'validation/main/loss': '%s loss' % held_out, 'validation/main/accuracy': '%s accuracy' % held_out,
+            'validation/main/baseline': '%s MSE of the mean' % held_out,
+            'ema/main/loss': '%s loss, averaged weights' % held_out,
+            'ema/main/accuracy': '%s accuracy, averaged weights' % held_out,
+            'elapsed_time': 'elapsed s'}
+
+
+def _relabel(labels, ylabel):
+    """PlotReport's postprocess: the legend and the y axis in words, not log keys."""
+    def postprocess(figure, axes, summary):
+        for line in axes.get_lines():
+            line.set_label(labels.get(line.get_label(), line.get_label()))
+        axes.set_ylabel(ylabel)
+    return postprocess
+
+
+class LogTable(training.Extension):
+    """The table printed at each evaluation (as Chainer's PrintReport, which it replaces):
+    the columns named by :func:`column_labels`, plain text (no terminal control codes, so a
+    piped or redirected log reads cleanly). A resumed run prints its log from the start."""
+    trigger = 1, 'iteration'
+
+    def __init__(self, entries, labels, out):
+        self.entries, self.out, self.printed = entries, out, 0
+        self.labels = [labels.get(e, e) for e in entries]
+        self.widths = [max(10, len(l)) for l in self.labels]
+
+    def __call__(self, trainer):
+        log = trainer.get_extension('LogReport').log
+        if self.printed == 0 and log:
+            self.out.write('  '.join(l.ljust(w) for l, w in zip(self.labels, self.widths)).rstrip() + '\n')
+        for record in log[self.printed:]:
+            cells = [('%g' % record[e]).ljust(w) if e in record else ' ' * w
+                     for e, w in zip(self.entries, self.widths)]
+            self.out.write('  '.join(cells).rstrip() + '\n')
+        if hasattr(self.out, 'flush'):
+            self.out.flush()
+        self.printed = len(log)
+
+
 class Run(object):
     """What the steps of one run share: from :func:`prepare` its settings (``cfg``), folder
     (``out``), the resumed run's config and snapshot, the device, the MPI communicator and
@@ -344,6 +390,7 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
         every = (cfg['log_interval'], 'iteration')
     run.stop_trigger = _StopTrigger(chainer.training.triggers.IntervalTrigger(*run.stop))
     trainer = training.Trainer(updater, run.stop_trigger, out=run.out)
+    trainer.run_cfg = cfg  # the run's settings, for the caller's last line (cli.cmd_train)
     _extend(run, trainer, data, model, every, table_out)
     for ext in extra_extensions:
         trainer.extend(ext)
@@ -389,16 +436,18 @@ def _extend(run, trainer, data, model, every, table_out):
     extend_root(extensions.LogReport(trigger=interval()))
     extend_root(run.snapshot_ext, trigger=interval())
     x_key = every[1]
+    labels = column_labels(cfg)  # the log keeps Chainer's keys; the table and plots say test (or validation)
     extend_root(extensions.PlotReport(['main/loss', 'validation/main/loss'] + ema[:1], x_key, trigger=interval(),
-                                      file_name='loss.png'))
+                                      file_name='loss.png', postprocess=_relabel(labels, 'loss')))
     if data.task == 'regression':  # MSE and its constant-prediction baseline
         columns = ['main/loss', 'validation/main/loss', 'validation/main/baseline'] + ema[:1]
     else:
         extend_root(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'] + ema[1:], x_key,
-                                          trigger=interval(), file_name='accuracy.png'))
+                                          trigger=interval(), file_name='accuracy.png',
+                                          postprocess=_relabel(labels, 'accuracy')))
         columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'] + ema[1:]
-    extend_root(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
-                                       out=table_out or sys.stdout), trigger=interval())
+    extend_root(LogTable(['epoch', 'iteration'] + columns + ['elapsed_time'], labels, table_out or sys.stdout),
+                trigger=interval())
     # the learning rate of every update (schedule.py); Adam's step size is called alpha
     attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
     kind = schedule.schedule_name(cfg)
