@@ -29,8 +29,8 @@ setup(
     packages=['irnn_chainer', 'irnn_chainer.commands', 'irnn_chainer.data', 'irnn_chainer.kernels',
               'irnn_chainer.model', 'irnn_chainer.run', 'irnn_chainer.compat'],
     package_dir={'irnn_chainer': 'irnn_chainer', 'irnn_chainer.compat': 'compat'},
-    # The embedded 5000-image MNIST subset (CC BY-SA 3.0) and its provenance; data/mnist.py reads it.
-    package_data={'irnn_chainer.data': ['embedded/mnist_5k.npz', 'embedded/README.md'],
+    # The embedded MNIST subset (CC BY-SA 3.0) and its provenance; data/mnist.py reads it.
+    package_data={'irnn_chainer.data': ['embedded/mnist_subset.npz', 'embedded/README.md'],
                   # the CUDA kernel's source, compiled by CuPy at run time (kernels/cuda.py)
                   'irnn_chainer.kernels': ['*.cu']},
     # Optional: when it cannot compile, the install goes on and the NumPy kernel runs

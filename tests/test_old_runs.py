@@ -5,6 +5,11 @@ The fixtures (tests/fixtures/runs-before-issue16, README there) were written by 
 commit c874615: the gist's pixel IRNN (``pixel_to_h``, ``h_to_h``, ``h_to_y``; permuted,
 RMSprop), a two-layer rnn-tanh on pixels and the adding problem (both ``x_to_h1``,
 ``h1_to_h1``, ...; the adding problem a regression).
+
+The two pixel runs were trained on the embedded MNIST subset of that time (5000 training-set
+images, since replaced). ``embedded-before.npz`` there holds the 32 training and 16 test
+images they used, as that subset gave them, with their rows in MNIST's training set; the
+tests here give those runs their own data again (:func:`their_subset`).
 """
 import glob
 import json
@@ -15,14 +20,18 @@ import numpy as np
 import pytest
 
 import irnn_chainer  # noqa: F401  (compat shims first)
+from irnn_chainer import files
 from irnn_chainer.commands import cli
 from irnn_chainer.commands import evaluate as evaluate_mod
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import runfolder
 from irnn_chainer import settings
-from irnn_chainer.data import sources
+from irnn_chainer.data import mnist, sources
 from irnn_chainer.run import train as train_mod
 from irnn_chainer.model.weights import load_run_model
+from irnn_chainer.errors import UsageError
+
+import realmnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')
@@ -47,6 +56,45 @@ NAMES = {
 
 def quiet(*args):
     pass
+
+
+OLD_SOURCE = 'embedded 5000-image MNIST subset (package data)'
+
+
+def _old_subset():
+    with np.load(os.path.join(FIXTURES, 'embedded-before.npz'), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(autouse=True)
+def their_subset(monkeypatch):
+    """The embedded subset as these runs knew it: its first 32 training and 16 test images."""
+    old = _old_subset()
+    monkeypatch.setattr(mnist, 'load_embedded', lambda: (
+        old['train_x'], old['train_y'].astype(np.int32), old['test_x'], old['test_y'].astype(np.int32)))
+    monkeypatch.setattr(mnist, 'EMBEDDED_SOURCE', OLD_SOURCE)
+
+
+def test_the_old_subsets_images_are_the_runs_data():
+    """The fixture's images are the data the runs recorded (config.json's sha256 of the arrays
+    they trained and tested on; the permuted run's after its permutation)."""
+    old = _old_subset()
+    arrays = [old['train_x'], old['train_y'].astype(np.int32), old['test_x'], old['test_y'].astype(np.int32)]
+    perm = np.load(os.path.join(FIXTURES, 'pixel-irnn-permuted', 'permutation.npy'))
+    for name, xs in (('pixel-rnn-tanh-layers', arrays),
+                     ('pixel-irnn-permuted', [arrays[0][:, perm], arrays[1], arrays[2][:, perm], arrays[3]])):
+        cfg = json.load(open(os.path.join(FIXTURES, name, 'config.json')))
+        assert cfg['source'] == OLD_SOURCE and (cfg['train_limit'], cfg['test_limit']) == (32, 16)
+        assert files.sha256_arrays(*xs) == cfg['data_sha256']
+
+
+def test_the_old_subsets_images_are_mnist_training_images():
+    """... and real MNIST: the rows of MNIST's training set that the fixture names."""
+    train_x, train_y, _, _ = mnist.load_idx_dir(realmnist.folder())
+    old = _old_subset()
+    for split in ('train', 'test'):  # the old subset split MNIST training images both ways
+        idx = old[split + '_index']
+        assert np.array_equal(old[split + '_x'], train_x[idx]) and np.array_equal(old[split + '_y'], train_y[idx])
 
 
 def npz(path):
@@ -190,12 +238,23 @@ def _finished_runs():
 def test_a_finished_run_in_results_evaluates_to_its_last_logged_accuracy(name):
     """The committed weights of a finished run are the ones its log speaks of: evaluated on
     the real MNIST test set, they give the log's last test accuracy and loss."""
-    data_dir = os.path.join(ROOT, '..', 'shared', 'data', 'mnist')
-    if not os.path.exists(os.path.join(data_dir, 't10k-images-idx3-ubyte.gz')):
-        pytest.skip('the real MNIST is not at %s' % data_dir)
+    data_dir = realmnist.folder()
     run = os.path.join(ROOT, 'results', name)
     last = json.load(open(os.path.join(run, 'log')))[-1]
     r = evaluate_mod.evaluate(run, data_dir=data_dir, log=quiet)
     assert os.path.basename(r['model']) == 'model.npz'
     assert r['accuracy'] == pytest.approx(last['validation/main/accuracy'], abs=1.5e-4)  # 1 image
     assert r['loss'] == pytest.approx(last['validation/main/loss'], rel=1e-4)
+
+
+def test_an_old_run_of_the_replaced_subset_is_refused_on_todays_subset(monkeypatch, tmp_path):
+    """Without its own data (the real embedded subset of today), such a run does not resume
+    on other images silently: one line says the data differ and how to go on."""
+    monkeypatch.undo()
+    run = str(tmp_path / 'run')
+    shutil.copytree(os.path.join(FIXTURES, 'pixel-rnn-tanh-layers'), run)
+    with pytest.raises(UsageError) as e:
+        train_mod.train({'epoch': 2}, None, resume=run, progress=False, log=quiet)
+    msg = str(e.value)
+    assert "the data differ from the run's: expected sha256 2e59d27e64bb931a" in msg and OLD_SOURCE in msg
+    assert '--allow-changed-data' in msg and '\n' not in msg

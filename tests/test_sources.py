@@ -120,7 +120,7 @@ def test_validation_holds_out_the_last_training_images_and_leaves_the_test_set_u
 
 
 @pytest.mark.parametrize('flags, words', [
-    (dict(dataset='embedded', validation=4000), 'expected fewer than the 4000 training images'),
+    (dict(dataset='embedded', validation=20000), 'expected fewer than the 20000 training images'),
     (dict(dataset='adding', validation=10), '--validation: holds out MNIST training images'),
 ])
 def test_validation_refusals(tmp_path, flags, words):

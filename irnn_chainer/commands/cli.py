@@ -111,7 +111,7 @@ def add_train_arguments(p):
                    help='permuted pixel MNIST: one fixed random permutation of the 784 pixels')
     p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded', 'adding'),
                    help='auto (default): full MNIST if found or downloadable, else the embedded '
-                        '5000-image subset; mnist: full MNIST or fail; embedded: the subset; '
+                        'subset (20000 training, 2000 test images); mnist: full MNIST or fail; embedded: the subset; '
                         'adding: the adding problem (--length T)')
     p.add_argument('--data-dir', help='folder with the four MNIST IDX files (or env IRNN_MNIST_DIR)')
     p.add_argument('--dtype', choices=('float32', 'float64'),

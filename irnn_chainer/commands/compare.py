@@ -201,7 +201,7 @@ def add_arguments(p):
     p.add_argument('--test-limit', type=int, help='first N test images (default: all)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'), default='embedded',
-                   help='MNIST source (default embedded: the 5000-image subset)')
+                   help='MNIST source (default embedded: the 20000-image subset shipped in the package)')
     p.add_argument('--data-dir', help='folder with the four MNIST IDX files')
     p.add_argument('--lr', type=float, default=1e-8, help='SGD learning rate (default 1e-8)')
     p.add_argument('--init-std', type=float, default=0.01,

