@@ -277,7 +277,8 @@ def build_parser():
     p.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
-    p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
+    p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train, or folders of them '
+                   '(e.g. results/*); anything else is skipped with one line')
     p.add_argument('--out', '-o', default='report', help='folder for report.md and the plots')
     p = sub.add_parser('sweep', help='hyperparameter sweep with Optuna (SQLite here, PostgreSQL '
                                      'across machines); training flags stay fixed for every trial')
@@ -408,7 +409,9 @@ def set_threads(args):
 
 def cmd_report(args):
     from irnn_chainer.commands import report
-    path, rows = report.write_report(args.runs, args.out)
+    runs = report.collect_runs(args.runs, log=lambda line: sys.stderr.write(line + '\n'))
+    path, rows = report.write_report(runs, args.out, command='irnn-chainer report %s -o %s' % (
+        ' '.join(args.runs), args.out))
     for r in rows:
         print('%-24s %-9s %-8s best %s  (%s epochs, %s iterations)' % (
             r['name'], r['model'], r['task'], '-' if r['best'] is None else '%.2f %%' % r['best'],
