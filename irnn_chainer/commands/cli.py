@@ -263,8 +263,10 @@ def build_parser():
     p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
     p.add_argument('run', help=RUN_HELP)
     p.add_argument('inputs', nargs='+', metavar='INPUT',
-                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images, IDX image files, .npy '
-                        '(N, 784) uint8; own-data runs: .npz/.csv in the training format, labels optional')
+                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images (RGB/RGBA with equal channels, '
+                        'as matplotlib saves grey, count as grayscale), IDX image files, .npy (N, 784) uint8; '
+                        'own-data runs: .npz/.csv in the training format, labels optional. Every input is '
+                        'checked first: one bad file refuses the whole batch and nothing is written')
     p.add_argument('--out', '-o', help='CSV file to write (default: standard output)')
     p.add_argument('--force', action='store_true', help='replace the -o file if it exists')
     p.add_argument('--invert', action='store_true',
