@@ -35,6 +35,7 @@ os.environ.setdefault('IRNN_CHAINER_ROOT', os.path.dirname(os.path.dirname(os.pa
 import irnn_chainer  # noqa: E402,F401  (environment shims A-D)
 from irnn_chainer.commands import compare as harness  # noqa: E402
 from irnn_chainer.compat import api  # noqa: E402  (shim E; api.scalar = shim F)
+harness.require_gist_chainer('rev2')  # on a later Chainer: one line, not an ImportError
 # ----------------------------------------------------------------------------------------
 
 from chainer import cuda, FunctionSet, Variable, optimizers  # noqa: E402

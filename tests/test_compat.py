@@ -559,3 +559,51 @@ def test_compare_against_the_gists(tmp_path):
                      '--out', out]) == 0
     for name in ('compare.md', 'compare.csv', 'compare.png', 'library.json', 'rev1.json', 'rev2.json'):
         assert os.path.exists(os.path.join(out, name))
+
+
+def test_compare_says_what_it_will_install_before_it_installs(tmp_path):
+    """Read from tools/matrix.py's own recipe and cache: the packages and their size before a
+    build; once the cell's marker holds the recipe's hash, that the venv is reused."""
+    cache = str(tmp_path / 'cache')
+    line = compare.install_plan(ROOT, '1.3.0-np2', cache)
+    packages = [a for step in matrix.recipe('1.3.0-np2')['steps'] if step[0] == 'pip' for a in step[2]
+                if not a.startswith('-')]
+    assert 'chainer==1.3.0' in packages
+    assert line.startswith('installing a venv for Chainer 1.3.0, once, into %s' % os.path.join(cache, '1.3.0-np2'))
+    assert ', '.join(packages) in line and 'about %d MB on disk' % compare.VENV_MB in line
+    assert not os.path.exists(cache)  # nothing built by asking
+    os.makedirs(os.path.join(cache, '1.3.0-np2'))
+    with open(os.path.join(cache, '1.3.0-np2', '.irnn-recipe'), 'w') as f:
+        f.write(matrix.recipe_hash('1.3.0-np2') + '\n')
+    assert compare.install_plan(ROOT, '1.3.0-np2', cache).startswith('using the Chainer 1.3.0 venv built before')
+    with open(os.path.join(cache, '1.3.0-np2', '.irnn-recipe'), 'w') as f:
+        f.write('an older recipe\n')  # matrix.py rebuilds it: so it says
+    assert compare.install_plan(ROOT, '1.3.0-np2', cache).startswith('installing')
+
+
+def test_compare_png_draws_each_revisions_own_tolerance(tmp_path, monkeypatch):
+    import matplotlib.figure
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', lambda fig, *a, **k: saved.append(fig))
+    logs = {'library': _log('library', [2.3, 2.2]), 'rev1': _log('rev1', [2.3, 2.2 * (1 + 5e-6)]),
+            'rev2': _log('rev2', [2.3, 2.2])}
+    compare.write_outputs(logs, {'rev1': 5e-6, 'rev2': 0.0}, str(tmp_path), 't', 1e-6, {'rev1': 1e-4})
+    ax2 = saved[0].axes[1]
+    lines = {l.get_label(): l for l in ax2.get_lines()}
+    assert list(lines['rev1 tolerance 0.0001'].get_ydata()) == [1e-4, 1e-4]
+    assert list(lines['rev2 tolerance 1e-06'].get_ydata()) == [1e-6, 1e-6]
+    # in the colour of the revision's own curve
+    assert lines['rev1 tolerance 0.0001'].get_color() == lines['rev1'].get_color()
+    assert lines['rev2 tolerance 1e-06'].get_color() == lines['rev2'].get_color()
+
+
+@pytest.mark.parametrize('script, version', [('gist_rev1.py', '1.0.1'), ('gist_rev2.py', '1.3.0')])
+def test_gist_scripts_on_todays_chainer_say_which_chainer_they_need(script, version):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'examples', script), '--help'], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    if hasattr(chainer, 'FunctionSet'):
+        assert p.returncode == 0 and 'usage' in p.stdout  # a Chainer of its own era: its --help
+        return
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and 'Traceback' not in p.stderr, p.stderr
+    assert err[0].startswith('%s: needs Chainer %s' % (script, version)) and 'matrix.py --ensure' in err[0]

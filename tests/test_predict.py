@@ -309,8 +309,11 @@ def _bad_mnist_inputs(work, mnist_test):
     from PIL import Image
     big = str(work / 'big.png')
     Image.fromarray(np.zeros((32, 32), np.uint8), mode='L').save(big)
-    rgb = str(work / 'rgb.png')
-    write_png(rgb, image, mode='RGB')
+    rgb = str(work / 'rgb.png')  # a colour image: the red channel differs from the others
+    from PIL import Image as _Image
+    colour = np.repeat(image.reshape(28, 28, 1), 3, axis=2)
+    colour[..., 0] = 255 - colour[..., 0]
+    _Image.fromarray(colour, mode='RGB').save(rgb)
     garbage = str(work / 'garbage.png')
     with open(garbage, 'w') as f:
         f.write('not an image\n')
@@ -331,7 +334,7 @@ def _bad_mnist_inputs(work, mnist_test):
     np.savez(npz, x=np.zeros((2, 5, 3), np.float32))
     return [
         ('wrong size', big, ['32x32', 'grayscale', '28x28', 'resize((28, 28))']),
-        ('RGB', rgb, ['28x28 RGB colour', "convert('L')"]),
+        ('RGB', rgb, ['28x28 RGB colour', 'channels differ', "convert('L')"]),
         ('not an image', garbage, ['Pillow cannot read']),
         ('truncated IDX', truncated, ['truncated IDX images file']),
         ('IDX labels', labels, ['IDX labels file', 'predict reads']),
@@ -339,7 +342,7 @@ def _bad_mnist_inputs(work, mnist_test):
         ('npy dtype', dtype, ['uint8', 'float32', '* 255']),
         ('npy pickle', pickled, ['pickle', 'refused']),
         ('own-data file', npz, ['pixel-MNIST run', '.npz']),
-        ('missing', str(work / 'nothing.png'), ['no such file']),
+        ('missing', str(work / 'nothing.png'), ['missing', 'no such file']),
     ]
 
 
@@ -526,7 +529,7 @@ def test_example_predicts_the_first_test_images(work, mnist_run, mnist_test):
     assert code == 0, err
     probs = irnn_chainer.load(mnist_run).predict(mnist_test.test_x[:20])
     acc = (probs.argmax(axis=1) == mnist_test.test_y[:20]).mean()
-    assert 'accuracy %.3f on 20 images (embedded' % acc in stdout
+    assert 'accuracy %.3f on 20 test images (embedded' % acc in stdout
     lines = stdout.splitlines()
     assert lines[2].split()[:3] == ['0', str(mnist_test.test_y[0]), str(probs[0].argmax())]
     empty = str(work / 'example-no-weights')
@@ -534,3 +537,79 @@ def test_example_predicts_the_first_test_images(work, mnist_run, mnist_test):
     shutil.copy(os.path.join(mnist_run, 'config.json'), empty)
     code, stdout, err = run_process(os.path.join(ROOT, 'examples', 'predict_mnist.py'), '--run', empty)
     assert code == 1 and 'no weights' in err and 'Traceback' not in err, err
+
+
+def test_a_grey_png_saved_by_matplotlib_is_read_as_grayscale(work, mnist_run, mnist_test):
+    """matplotlib's imsave writes a grey image as RGBA with R = G = B and alpha 255: the
+    same pixels as the image itself, so the same prediction as the array; a coloured or a
+    transparent one is still refused."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    images = mnist_test.test_x[:2]
+    paths = []
+    for i, image in enumerate(images):
+        path = str(work / ('mpl-%d.png' % i))
+        plt.imsave(path, image.reshape(28, 28), cmap='gray', vmin=0, vmax=255)
+        with Image.open(path) as im:
+            assert im.mode == 'RGBA'  # what this test is about
+        paths.append(path)
+    # the PNG's red channel (read by Pillow here), which matplotlib's grey colour map keeps
+    # within 1 of the image's pixels
+    red = np.stack([np.asarray(Image.open(p))[..., 0].reshape(784) for p in paths])
+    assert np.abs(red.astype(int) - images.astype(int)).max() <= 1
+    np.testing.assert_array_equal(predict_mod.read_image(paths[0]), red[0])
+    code, stdout, err = run_cli('predict', mnist_run, *paths)
+    assert code == 0, err
+    header, rows = read_predictions(stdout)
+    expected = irnn_chainer.load(mnist_run).predict(red).argmax(axis=1)
+    assert [r[0] for r in rows] == paths and [int(r[1]) for r in rows] == list(expected)
+    # half transparent: not an image of MNIST's kind, refused in one line
+    rgba = np.dstack([np.repeat(images[0].reshape(28, 28, 1), 3, axis=2), np.full((28, 28), 128, np.uint8)])
+    clear = str(work / 'half-clear.png')
+    Image.fromarray(rgba, mode='RGBA').save(clear)
+    one_line_error(*run_cli('predict', mnist_run, clear)[::2], clear, 'RGB colour with alpha', 'not opaque')
+
+
+def test_one_bad_file_refuses_the_whole_batch_before_any_output(work, mnist_run, test_npy):
+    bad = str(work / 'bad-in-batch.png')
+    with open(bad, 'w') as f:
+        f.write('not an image\n')
+    out = str(work / 'batch.csv')
+    code, stdout, err = run_cli('predict', mnist_run, test_npy, bad, '-o', out)
+    one_line_error(code, err, bad, 'Pillow cannot read', 'nothing written', 'whole batch of 2')
+    assert not os.path.exists(out)
+    code, stdout, err = run_cli('predict', mnist_run, test_npy, str(work / 'gone.png'))
+    one_line_error(code, err, 'gone.png: missing', 'nothing written')
+    assert stdout == ''
+    # without it, the batch goes through
+    code, stdout, err = run_cli('predict', mnist_run, test_npy, '-o', out)
+    assert code == 0 and len(open(out).read().splitlines()) == 1 + N_TEST
+
+
+def test_example_defaults_to_the_best_committed_model_and_the_real_test_set(work):
+    """Its default run is the committed 97.07 % model (its log's last test accuracy); on the
+    embedded subset's test images (from MNIST's test set) it scores as on MNIST's own, within
+    the noise of 2000 images."""
+    import json
+    sys.path.insert(0, os.path.join(ROOT, 'examples'))
+    try:
+        import predict_mnist
+    finally:
+        sys.path.pop(0)
+    best = predict_mnist.BEST_RUN
+    log = json.load(open(os.path.join(best, 'log')))
+    assert log[-1]['validation/main/accuracy'] == pytest.approx(0.9707, abs=5e-5)
+    code, stdout, err = run_process(os.path.join(ROOT, 'examples', 'predict_mnist.py'), '-n', '2000')
+    assert code == 0, err
+    acc = float(stdout.splitlines()[-1].split()[1])
+    assert abs(acc - 0.9707) < 0.02 and 'on 2000 test images (embedded' in stdout  # 2000 images: s.e. ~0.4 %
+
+
+def test_example_reads_the_real_test_set_from_irnn_mnist_dir():
+    env = dict(os.environ, IRNN_MNIST_DIR=realmnist.folder())
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'examples', 'predict_mnist.py'), '-n', '50'], cwd=ROOT,
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert 'on 50 test images (MNIST IDX files in %s)' % realmnist.folder() in p.stdout

@@ -108,40 +108,132 @@ def test_a_finished_decayed_run_below_the_paper_is_not_projected(tmp_path):
     assert rows[3]['projection'] == rows[1]['projection']
 
 
+FULL = {'train_size': 60000, 'test_size': 10000}  # all of MNIST, as the paper
+
+
+def curve(accs, seconds=60):
+    """A log of one evaluation per epoch with these accuracies, ``seconds`` per epoch."""
+    return [record(e, a, seconds * e) for e, a in enumerate(accs, 1)]
+
+
 def test_report_opens_with_the_papers_table(tmp_path):
     """Each cell: the paper / the best --preset paper run / the best of our other runs, with
-    its epochs, updates and time (hand-made logs); the blog's run beside the table."""
+    its epochs, updates and time (hand-made logs); the blog's run beside the table. Only runs
+    on all of MNIST of at least 10 epochs are in it: a 2-epoch run and a run on a subset,
+    though they score higher, are not."""
     runs = [
-        make_run(tmp_path, 'paper-irnn-pixel', {'model': 'irnn', 'preset': 'paper', 'epoch': 50},
-                 [record(1, 0.098, 60), record(2, 0.098, 120)]),
-        make_run(tmp_path, 'ours-a', {'model': 'irnn', 'optimizer': 'rmsprop', 'epoch': 3},
-                 [record(1, 0.90, 60), record(2, 0.95, 120), record(3, 0.93, 180)]),
-        make_run(tmp_path, 'ours-b', {'model': 'irnn', 'optimizer': 'adam', 'epoch': 2},
-                 [record(1, 0.80, 60), record(2, 0.85, 120)]),
-        make_run(tmp_path, 'lstm-perm', {'model': 'lstm', 'permute': True, 'preset': 'paper', 'epoch': 4},
-                 [record(1, 0.30, 7200)]),
-        make_run(tmp_path, 'blog', {'model': 'irnn', 'preset': 'blog', 'epoch': 200}, [record(1, 0.11, 3000)]),
+        make_run(tmp_path, 'paper-irnn-pixel', dict(FULL, model='irnn', preset='paper', epoch=50),
+                 curve([0.098] * 12)),
+        make_run(tmp_path, 'ours-a', dict(FULL, model='irnn', optimizer='rmsprop', epoch=12),
+                 curve([0.5] * 10 + [0.95, 0.93])),
+        make_run(tmp_path, 'ours-b', dict(FULL, model='irnn', optimizer='adam', epoch=12), curve([0.85] * 12)),
+        make_run(tmp_path, 'ours-short', dict(FULL, model='irnn', optimizer='sgd', epoch=2), curve([0.99] * 2)),
+        make_run(tmp_path, 'ours-subset', dict(model='irnn', optimizer='sgd', epoch=12, train_size=20000,
+                                               test_size=2000), curve([0.99] * 12)),
+        make_run(tmp_path, 'lstm-perm', dict(FULL, model='lstm', permute=True, preset='paper', epoch=40),
+                 curve([0.30] * 10, seconds=720)),
+        make_run(tmp_path, 'blog', dict(FULL, model='irnn', preset='blog', epoch=200), curve([0.11] * 10, 300)),
     ]
-    with open(os.path.join(runs[3], 'snapshot_iter_100'), 'wb') as f:
+    with open(os.path.join(runs[5], 'snapshot_iter_1000'), 'wb') as f:
         f.write(b'x')
-    path, rows = report.write_report(runs, str(tmp_path / 'rep'))
+    path, rows = report.write_report(runs, str(tmp_path / 'rep'), command='irnn-chainer report r/* -o rep')
     text = open(path).read()
+    assert 'Built by `irnn-chainer report r/* -o rep`.' in text
     assert text.index("## The paper's table") < text.index('## Every run')
+    assert "on MNIST's 10000 test images" in text and '(5 of the 7 runs;' in text
+    assert 'test sets of 2000 / 10000 images' in text  # the subset's run is tested on 2000
     lines = {l.split(' | ')[0]: l for l in text.splitlines() if l.startswith('| ')}
     assert lines['| IRNN'] == (
-        '| IRNN | 97.0 % / 9.80 % (2 epochs, 200 updates, 2.0 min, of 50 planned: stopped there; '
-        '`paper-irnn-pixel`) / 95.00 % (3 epochs, 300 updates, 3.0 min; `ours-a`) '
+        '| IRNN | 97.0 % / 9.80 % (12 epochs, 1200 updates, 12.0 min, of 50 planned: stopped there; '
+        '`paper-irnn-pixel`) / 95.00 % (12 epochs, 1200 updates, 12.0 min; `ours-a`) '
         '| 82.0 % / not run yet / not run yet |')
     assert lines['| LSTM'] == (
-        '| LSTM | 65.0 % / not run yet / not run yet | 36.0 % / 30.00 % (1 epochs, 100 updates, '
-        '2.0 h, of 4 planned: continues (its snapshot is kept); `lstm-perm`) / not run yet |')
+        '| LSTM | 65.0 % / not run yet / not run yet | 36.0 % / 30.00 % (10 epochs, 1000 updates, '
+        '2.0 h, of 40 planned: continues (its snapshot is kept); `lstm-perm`) / not run yet |')
     assert lines['| RNN + ReLU'].startswith('| RNN + ReLU | not reported / not run yet')
-    assert 'the 2015 blog\'s own setting' in text and '11.00 % (1 epochs, 100 updates, 50.0 min' in text
+    assert 'the 2015 blog\'s own setting' in text and '11.00 % (10 epochs, 1000 updates, 50.0 min' in text
+    # the short and the subset's runs are in "Every run" only
+    assert lines['| ours-short'].startswith('| ours-short | irnn | pixel |') and 'ours-short`' not in text
+    assert '| ours-subset | irnn | pixel |' in text and '20000 train / 2000 test' in lines['| ours-subset']
     # table.png draws exactly the runs in the table: the model's colour, the column's style
     assert os.path.exists(os.path.join(str(tmp_path / 'rep'), 'table.png')) and '![the paper\'s table](table.png)' in text
     _, drawn = report.plot_table([report.load_run(d) for d in runs], rows, str(tmp_path / 'rep'))
     assert sorted(drawn) == sorted([('ours-a', 'tab:red', '-'), ('paper-irnn-pixel', 'tab:red', '--'),
                                     ('blog', 'tab:red', ':'), ('lstm-perm', 'tab:blue', '--')])
+
+
+def test_runs_that_differ_only_by_seed_are_one_cell_mean_and_spread(tmp_path):
+    """Three seeds of one setting (best 90, 91, 95 %: mean 92, sample s.d. sqrt(7) = 2.65;
+    averaged weights 91, 92, 93 %: 92 ± 1) against one run of another setting at 91.5 %: the
+    cell is the group's, with n and each seed; the same seeds on another device are one group."""
+    base = dict(FULL, model='irnn', optimizer='rmsprop', lr=1e-4, epoch=10, ema=0.999)
+    runs = []
+    for seed, best, ema, device in ((0, 0.90, 0.91, '@numpy'), (1, 0.91, 0.92, '@cupy:0'), (2, 0.95, 0.93, '@numpy')):
+        log = [dict(r, **{'ema/main/accuracy': ema}) for r in curve([0.5] * 9 + [best])]
+        runs.append(make_run(tmp_path, 's%d' % seed, dict(base, seed=seed, device=device), log))
+    runs.append(make_run(tmp_path, 'other-lr', dict(base, lr=2e-4), curve([0.915] * 10)))
+    path, rows = report.write_report(runs, str(tmp_path / 'rep'))
+    irnn = [l for l in open(path).read().splitlines() if l.startswith('| IRNN')][0]
+    assert irnn == ('| IRNN | 97.0 % / not run yet / 92.00 ± 2.65 % over 3 seeds (seed 0: 90.00, seed 1: 91.00, '
+                    'seed 2: 95.00; 10 epochs, 10.0 min on average; averaged weights 92.00 ± 1.00 %; '
+                    '`s0`, `s1`, `s2`) | 82.0 % / not run yet / not run yet |')
+    assert [len(g) for g in report.group_runs(rows)] == [3, 1]
+
+
+def test_report_takes_results_star_and_skips_what_is_not_a_run(tmp_path, capsys):
+    """As `report results/*` gives them: run folders, folders of runs (results/ grouped), and
+    a notes file, a folder of no runs and a missing name, each skipped with one line."""
+    from irnn_chainer.commands import cli
+    results = tmp_path / 'results'
+    results.mkdir()
+    a = make_run(results, 'a', dict(FULL, model='irnn'), curve([0.5]))
+    (results / 'paper').mkdir()
+    b = make_run(results / 'paper', 'b', dict(FULL, model='lstm'), curve([0.4]))
+    (results / 'paper' / 'notes.md').write_text('not a run')
+    (results / 'RUNS.md').write_text('# runs')
+    (results / 'compare').mkdir()
+    (results / 'compare' / 'compare.png').write_bytes(b'png')
+    lines = []
+    found = report.collect_runs([a, str(results / 'RUNS.md'), str(results / 'compare'), str(results / 'paper'),
+                                 str(results / 'gone')], log=lines.append)
+    assert found == [a, b]
+    assert lines == ['report: skipping %s: not a run folder (no config.json; a file)' % (results / 'RUNS.md'),
+                     'report: skipping %s: not a run folder (no config.json, and no run folder inside)'
+                     % (results / 'compare'),
+                     'report: skipping %s: missing (no such file or folder)' % (results / 'gone')]
+    code = cli.main(['report', a, str(results / 'RUNS.md'), str(results / 'paper'), '-o', str(tmp_path / 'rep')])
+    out, err = capsys.readouterr()
+    assert code == 0 and err.strip().splitlines() == [lines[0]]
+    assert '| a | irnn |' in open(str(tmp_path / 'rep' / 'report.md')).read() and '| b | lstm |' in \
+        open(str(tmp_path / 'rep' / 'report.md')).read()
+    with pytest.raises(report.ReportError, match='found none in'):
+        report.collect_runs([str(results / 'RUNS.md')], log=lines.append)
+
+
+@pytest.mark.parametrize('log, words', [
+    ({'epoch': 1}, ['a JSON list of records', 'found a JSON dict']),
+    ([1, 2], ['record 0', 'expected an object', 'found a JSON int']),
+    ([{'iteration': 10, 'validation/main/loss': 1.0, 'validation/main/accuracy': 0.5}], ['record 0', 'epoch',
+                                                                                        'found none']),
+    ([{'epoch': 1, 'iteration': 10, 'validation/main/loss': 1.0, 'validation/main/accuracy': '0.5'}],
+     ['record 0', 'validation/main/accuracy', 'expected a number', '"0.5"']),
+    ('[{"epoch": 1,', ['a JSON list of records']),                    # cut short
+])
+def test_a_malformed_log_is_one_line_and_a_failure(tmp_path, capsys, log, words):
+    from irnn_chainer.commands import cli
+    d = os.path.join(str(tmp_path), 'bad')
+    os.makedirs(d)
+    with open(os.path.join(d, 'config.json'), 'w') as f:
+        json.dump(dict(FULL, model='irnn'), f)
+    with open(os.path.join(d, 'log'), 'w') as f:
+        f.write(log if isinstance(log, str) else json.dumps(log))
+    code = cli.main(['report', d, '-o', str(tmp_path / 'rep')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and 'Traceback' not in err[0], err
+    assert os.path.join(d, 'log') in err[0]
+    for w in words:
+        assert w in err[0], (w, err[0])
+    assert not os.path.exists(str(tmp_path / 'rep' / 'report.md'))
 
 
 def test_report_gives_the_averaged_weights_beside_the_trained_ones(tmp_path):

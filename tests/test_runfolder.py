@@ -446,3 +446,74 @@ def test_flags_train_cannot_honour_are_refused(tmp_path, capsys):
     one_line(code, err, '--data-dir', '--dataset embedded', 'refused')
     code, _, err = main(capsys, 'train', *SMALL_ARGS, '--data-dir', str(tmp_path), '-o', str(tmp_path / 'n'))
     one_line(code, err, '--data-dir', '--dataset embedded')
+
+
+# ------------------------------------------------------------------ --force loses nothing to a run that cannot start
+
+def _files_of(out):
+    return {n: open(os.path.join(out, n), 'rb').read() for n in os.listdir(out)
+            if os.path.isfile(os.path.join(out, n))}
+
+
+@pytest.mark.parametrize('bad, words', [
+    (['--device', '@cupy:0'], ['@cupy:0']),                                            # no CUDA here
+    (['--dataset', 'mnist', '--data-dir', 'no-such-mnist'], ['no-such-mnist']),        # missing data
+    (['--init-from', 'EMPTY'], ['--init-from EMPTY', 'expected a run folder with weights', 'found none']),
+])
+def test_force_keeps_the_previous_run_when_the_new_one_cannot_start(tmp_path, capsys, monkeypatch, bad, words):
+    if bad[0] == '--device' and api.cuda_status(0)[0]:
+        pytest.skip('CUDA works here: @cupy:0 is not a bad device')
+    monkeypatch.chdir(tmp_path)
+    out = run(tmp_path, 'r', iteration=2)
+    before = _files_of(out)
+    assert 'snapshot_iter_2' in before and 'config.json' in before and '.lock' not in before
+    (tmp_path / 'EMPTY').mkdir()
+    bad = [str(tmp_path / 'EMPTY') if a == 'EMPTY' else a for a in bad]
+    code, _, err = main(capsys, 'train', *SMALL_ARGS, '--iteration', '1', '-o', out, '--force', *bad)
+    line = one_line(code, err, *[w.replace('EMPTY', str(tmp_path / 'EMPTY')) for w in words])
+    assert '--resume' not in line  # a folder without weights, given to --init-from: no talk of resuming
+    assert _files_of(out) == before
+    assert sorted(os.listdir(out)) == sorted(before)  # no aside folder, no lock left behind
+    # and the kept run still resumes
+    t = train_mod.train({'iteration': 3}, None, resume=out, progress=False, log=quiet)
+    assert t.updater.iteration == 3
+
+
+def test_force_removes_the_previous_run_once_the_new_one_starts(tmp_path):
+    out = run(tmp_path, 'r', iteration=4, log_interval=2)
+    lines = []
+    train_mod.train(dict(SMALL, iteration=1, seed=4), out, force=True, progress=False, log=lines.append)
+    assert sorted(os.listdir(out)) == sorted(['config.json', 'log', 'loss.png', 'accuracy.png', 'model.npz',
+                                              'snapshot_iter_1'])
+    started = [l for l in lines if 'starting over' in l]
+    # the old run's 7 files: accuracy.png, config.json, log, loss.png, model.npz, 2 snapshots
+    assert len(started) == 1 and "previous run's accuracy.png, config.json, log and 4 more" in started[0]
+    assert lines.index(started[0]) > [i for i, l in enumerate(lines) if l.startswith('training:')][0]
+
+
+def test_a_run_killed_before_it_started_gets_the_previous_run_put_back(tmp_path):
+    out = run(tmp_path, 'r', iteration=2)
+    before = _files_of(out)
+    held = runfolder.claim(out, force=True, log=quiet)   # --force: the old run set aside ...
+    files.write_json(os.path.join(out, 'config.json'), {'seed': 99})  # ... the new run's mark written ...
+    assert sorted(os.listdir(out)) == ['.lock', '.previous-run', 'config.json']
+    os.close(held.fd)                                     # ... and killed: no abandon, the lock file stays
+    lines = []
+    runfolder.claim(out, resume_from=out, log=lines.append).release()  # the next claim (a resume) puts it back
+    assert _files_of(out) == before and not os.path.exists(os.path.join(out, '.previous-run'))
+    assert any("put back the previous run's accuracy.png, config.json, log and 3 more" in l for l in lines)
+
+
+def test_a_finished_run_leaves_no_lock_file(tmp_path):
+    out = run(tmp_path, 'r', iteration=1)
+    assert '.lock' not in os.listdir(out)
+    # the next run takes the folder (a new lock), and again leaves none
+    train_mod.train({'iteration': 2}, None, resume=out, progress=False, log=quiet)
+    assert '.lock' not in os.listdir(out) and os.path.exists(os.path.join(out, 'snapshot_iter_2'))
+    # while a run holds the folder, its lock file is there with its pid
+    held = runfolder.claim(str(tmp_path / 'busy'), log=quiet)
+    try:
+        assert open(os.path.join(str(tmp_path / 'busy'), '.lock')).read().strip() == str(os.getpid())
+    finally:
+        held.release()
+    assert os.listdir(str(tmp_path / 'busy')) == []

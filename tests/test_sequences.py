@@ -499,7 +499,7 @@ def test_cli_adding_run_prints_mse_and_baseline(tmp_path):
                                 '--test-limit', '32', '--unit', '4', '--iteration', '4', '--batchsize', '16',
                                 '--no-progress', '-o', out)
     assert code == 0, err
-    assert 'always predicting 1 gives MSE' in stdout and 'validation/main/baseline' in stdout
+    assert 'always predicting 1 gives MSE' in stdout and 'test MSE of the mean' in stdout  # the baseline's column
     assert 'test MSE' in stdout and 'constant-prediction baseline' in stdout
     code, stdout, err = run_cli('evaluate', out)
     assert code == 0, err

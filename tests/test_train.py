@@ -234,3 +234,37 @@ def test_init_from_starts_a_new_run_at_another_runs_weights(tmp_path):
     with pytest.raises(UsageError, match='not found'):
         train_mod.train(dict(SMALL, iteration=1, init_from=str(tmp_path / 'nope.npz')),
                         str(tmp_path / 'd'), progress=False, log=quiet)
+
+
+@pytest.mark.parametrize('validation, held_out', [(None, 'test'), (16, 'validation')])
+def test_table_and_plots_name_the_held_out_set_and_the_log_keeps_its_keys(tmp_path, validation, held_out):
+    import io
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    out, table = str(tmp_path / 'run'), io.StringIO()
+    train_mod.train(dict(SMALL, iteration=6, log_interval=3, ema=0.9, validation=validation), out,
+                    progress=False, log=quiet, table_out=table)
+    lines = table.getvalue().splitlines()
+    assert lines[0].split()[:2] == ['epoch', 'iteration']
+    for words in ('train loss', 'train accuracy', '%s loss' % held_out, '%s accuracy' % held_out,
+                  '%s accuracy, averaged weights' % held_out):
+        assert words in lines[0], (words, lines[0])
+    assert 'validation/main' not in lines[0] and '\x1b' not in table.getvalue()  # no terminal codes
+    # one row per evaluation (iterations 3 and 6), the figures those of the log, whose keys are Chainer's
+    log = json.load(open(os.path.join(out, 'log')))
+    assert [r['iteration'] for r in log] == [3, 6] and len(lines) == 3
+    for row, record in zip(lines[1:], log):
+        cells = row.split()
+        assert int(cells[1]) == record['iteration']
+        assert float(cells[5]) == pytest.approx(record['validation/main/accuracy'], rel=1e-5)
+        assert float(cells[6]) == pytest.approx(record['ema/main/accuracy'], rel=1e-5)
+    # the plots' legend: what PlotReport draws (one line per key), relabelled
+    fig, ax = plt.subplots()
+    for key in ('main/accuracy', 'validation/main/accuracy', 'ema/main/accuracy'):
+        ax.plot([0, 1], [0, 1], label=key)
+    train_mod._relabel(train_mod.column_labels({'validation': validation}), 'accuracy')(fig, ax, {})
+    assert [l.get_label() for l in ax.get_lines()] == [
+        'train accuracy', '%s accuracy' % held_out, '%s accuracy, averaged weights' % held_out]
+    assert ax.get_ylabel() == 'accuracy'
+    plt.close(fig)

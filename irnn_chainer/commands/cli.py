@@ -155,8 +155,10 @@ def build_parser():
     p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
     p.add_argument('run', help=RUN_HELP)
     p.add_argument('inputs', nargs='+', metavar='INPUT',
-                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images, IDX image files, .npy '
-                        '(N, 784) uint8; own-data runs: .npz/.csv in the training format, labels optional')
+                   help='pixel-MNIST runs: 28x28 grayscale PNG/JPEG images (RGB/RGBA with equal channels, '
+                        'as matplotlib saves grey, count as grayscale), IDX image files, .npy (N, 784) uint8; '
+                        'own-data runs: .npz/.csv in the training format, labels optional. Every input is '
+                        'checked first: one bad file refuses the whole batch and nothing is written')
     p.add_argument('--out', '-o', help='CSV file to write (default: standard output)')
     p.add_argument('--force', action='store_true', help='replace the -o file if it exists')
     p.add_argument('--invert', action='store_true',
@@ -170,7 +172,8 @@ def build_parser():
     p.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
     p = sub.add_parser('report', help='Markdown report and plots comparing runs with the paper')
-    p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train')
+    p.add_argument('runs', nargs='+', help='run folders written by irnn-chainer train, or folders of them '
+                   '(e.g. results/*); anything else is skipped with one line')
     p.add_argument('--out', '-o', default='report', help='folder for report.md and the plots')
     p = sub.add_parser('sweep', help='hyperparameter sweep with Optuna (SQLite here, PostgreSQL '
                                      'across machines); training flags stay fixed for every trial')
@@ -232,8 +235,10 @@ def cmd_train(args):
                   % (last['epoch'], last['iteration'], last.get('validation/main/loss', float('nan')),
                      last['validation/main/baseline'], trainer.out))
         else:
-            print('final: epoch %s, iteration %s, test accuracy %.4f, test loss %.4f -> %s'
-                  % (last['epoch'], last['iteration'], last.get('validation/main/accuracy', float('nan')),
+            labels = train_mod.column_labels(trainer.run_cfg)  # 'test', or 'validation' under --validation
+            print('final: epoch %s, iteration %s, %s %.4f, %s %.4f -> %s'
+                  % (last['epoch'], last['iteration'], labels['validation/main/accuracy'],
+                     last.get('validation/main/accuracy', float('nan')), labels['validation/main/loss'],
                      last.get('validation/main/loss', float('nan')), trainer.out))
     return status
 
@@ -327,7 +332,9 @@ def set_threads(args):
 
 def cmd_report(args):
     from irnn_chainer.commands import report
-    path, rows = report.write_report(args.runs, args.out)
+    runs = report.collect_runs(args.runs, log=lambda line: sys.stderr.write(line + '\n'))
+    path, rows = report.write_report(runs, args.out, command='irnn-chainer report %s -o %s' % (
+        ' '.join(args.runs), args.out))
     for r in rows:
         print('%-24s %-9s %-8s best %s  (%s epochs, %s iterations)' % (
             r['name'], r['model'], r['task'], '-' if r['best'] is None else '%.2f %%' % r['best'],

@@ -53,6 +53,20 @@ def repo_root():
 # --------------------------------------------------------------------------------------
 # Shared by the three programs.
 
+def require_gist_chainer(program):
+    """Before a gist script imports ``FunctionSet`` (Chainer 1.x only): on a later Chainer,
+    exit with one line saying which Chainer it needs and how to get one, not an ImportError."""
+    import chainer
+    if hasattr(chainer, 'FunctionSet'):
+        return
+    script, cell = GISTS[program]
+    sys.stderr.write('%s: needs Chainer %s (the 2015 FunctionSet API, gone since Chainer 2; this is Chainer %s): '
+                     'run it with the python that `python tools/matrix.py --ensure %s` prints, or run '
+                     '`irnn-chainer compare`, which does\n'
+                     % (script, cell.split('-')[0], getattr(chainer, '__version__', '?'), cell))
+    sys.exit(2)
+
+
 def add_program_arguments(p):
     """The flags every program (library runner, gist_rev1.py, gist_rev2.py) accepts."""
     p.add_argument('--gpu', '-g', type=int, default=-1, help='GPU id (negative: CPU)')
@@ -226,6 +240,32 @@ def add_arguments(p):
     return p
 
 
+#: a matrix venv on disk (measured: 113 MB for Chainer 7.8.1 + NumPy 2, 122 MB for 1.24.0 + NumPy 1)
+VENV_MB = 120
+
+
+def install_plan(root, cell, cache=None):
+    """One line: the cell's venv is cached and reused, or what will be installed, where, and
+    how big it is (tools/matrix.py's own recipe and cache, read before anything is built)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_irnn_matrix', os.path.join(root, 'tools', 'matrix.py'))
+    matrix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(matrix)
+    folder = os.path.join(cache or matrix.default_cache_dir(), cell)
+    marker = os.path.join(folder, '.irnn-recipe')
+    version = cell.split('-')[0]
+    try:
+        with open(marker) as f:
+            if f.read().strip() == matrix.recipe_hash(cell):
+                return 'using the Chainer %s venv built before (%s)' % (version, folder)
+    except OSError:
+        pass
+    packages = [a for step in matrix.recipe(cell)['steps'] if step[0] == 'pip' for a in step[2]
+                if not a.startswith('-')]
+    return ('installing a venv for Chainer %s, once, into %s: %s with pip (about %d MB on disk, a minute '
+            'or two; reused afterwards)' % (version, folder, ', '.join(packages), VENV_MB))
+
+
 def _program_command(name, args, root):
     if name == 'library':
         return [sys.executable, '-m', 'irnn_chainer.commands.compare', 'library']
@@ -239,8 +279,7 @@ def _program_command(name, args, root):
         cmd = [sys.executable, os.path.join(root, 'tools', 'matrix.py'), '--ensure', cell]
         if args.matrix_cache:
             cmd += ['--cache-dir', args.matrix_cache]
-        print('compare: preparing the Chainer %s venv (tools/matrix.py --ensure %s)'
-              % (cell.split('-')[0], cell), flush=True)
+        print('compare: %s' % install_plan(root, cell, args.matrix_cache), flush=True)
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if p.returncode != 0:
             raise CompareError('building the %s venv failed: %s' % (
@@ -288,7 +327,10 @@ def compare_logs(logs, tolerance, per_program=None):
     return diffs, problems
 
 
-def write_outputs(logs, diffs, out, title, tolerance=1e-6):
+def write_outputs(logs, diffs, out, title, tolerance=1e-6, per_program=None):
+    """compare.csv, compare.md and compare.png; ``per_program``: {name: tolerance} for the
+    programs that have their own (rev1), drawn in the program's colour beside the others'."""
+    per_program = per_program or {}
     names = [n for n in PROGRAMS if n in logs]
     n_iter = max(len(logs[n]['losses']) for n in names)
     csv_path = os.path.join(out, 'compare.csv')
@@ -336,11 +378,14 @@ def write_outputs(logs, diffs, out, title, tolerance=1e-6):
         if n != 'library' and 'library' in logs:
             ref = logs['library']['losses']
             rel = [abs(a - b) / abs(b) for a, b in zip(ys, ref)]
+            colour = ax.lines[-1].get_color()
             ax2.plot(range(1, len(rel) + 1), [max(r, 1e-12) for r in rel], ls, marker=marker,
-                     markersize=size, fillstyle='none', color=ax.lines[-1].get_color(), label=n)
+                     markersize=size, fillstyle='none', color=colour, label=n)
+            # each revision against its own tolerance, in its colour (rev1 sums in float64: 1e-4)
+            tol = per_program.get(n, tolerance)
+            ax2.axhline(tol, color=colour, lw=1.0, ls=ls, label='%s tolerance %g' % (n, tol))
     ax2.set_yscale('log')
     ax2.set_ylim(1e-12, 1e-3)
-    ax2.axhline(tolerance, color='red', lw=0.8, ls='--', label='tolerance %g' % tolerance)
     ax2.set_ylabel('|loss - library|\n/ library (0 at 1e-12)', fontsize=8)
     ax2.legend(fontsize=7, ncol=3)
     ax2.set_xlabel('iteration (one mini-batch update)')
@@ -401,7 +446,7 @@ def run(args):
     title = ('IRNN, seed %d, %d iterations at batch 16, lr %g, weights N(0, %g), clip %s, %s '
              '(%d train / %d test)' % (args.seed, args.iterations, args.lr, args.init_std,
                                        args.clip or 'off', d.source, len(d.train_x), len(d.test_x)))
-    md, csv_path, png = write_outputs(logs, diffs, args.out, title, args.tolerance)
+    md, csv_path, png = write_outputs(logs, diffs, args.out, title, args.tolerance, {'rev1': args.tolerance_rev1})
     with open(md) as f:
         print(f.read())
     print('wrote %s, %s, %s' % (md, csv_path, png))

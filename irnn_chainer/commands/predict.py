@@ -10,7 +10,8 @@ Inputs (:func:`read_inputs`):
 
 * a pixel-MNIST run (also ``--permute``: the run's ``permutation.npy`` is applied here, so
   images are given in their natural pixel order): 28x28 grayscale PNG or JPEG images (one
-  sequence each), IDX image files (``t10k-images-idx3-ubyte[.gz]``), ``.npy`` arrays of shape
+  sequence each; an RGB or RGBA image whose channels are equal and that is opaque, as
+  matplotlib saves a grey image, counts as grayscale), IDX image files (``t10k-images-idx3-ubyte[.gz]``), ``.npy`` arrays of shape
   (N, 784) or (N, 28, 28), uint8. The model was trained on MNIST's white digits on a black
   background: an input that looks inverted (a light background) is refused unless ``invert``.
 * a run on your own data (``--data``, ``--dataset adding``): ``.npz`` or ``.csv`` files in
@@ -20,6 +21,8 @@ Output (:func:`write_csv`): one row per sequence: its name, then for classificat
 predicted class and one probability column per class (``p0 .. p{C-1}``), for regression
 the outputs (``y0 .. y{K-1}``); a ``label`` (or ``target0 ..``) column when the inputs
 carry labels. Every problem is one line naming the file, what was expected and what was found.
+Every input is read and checked before anything is predicted or written: one bad file in a
+batch refuses the whole batch (no CSV, nothing on stdout), so a CSV never lacks rows silently.
 """
 import csv
 import io
@@ -206,18 +209,36 @@ def read_image(path):
         raise PredictError('%s: expected %s, found an image Pillow cannot read (%s)'
                            % (path, MNIST_INPUTS, str(e).strip().splitlines()[0] if str(e).strip()
                               else type(e).__name__)) from None
+    grey = _equal_channels(pixels, mode)
+    if grey is not None:  # e.g. matplotlib's imsave of a grey image: RGBA, R = G = B, opaque
+        pixels, mode = grey, 'L'
     if size != (SIDE, SIDE) or mode != 'L':
         todo = []
         if mode != 'L':
             todo.append(".convert('L')")
         if size != (SIDE, SIDE):
             todo.append('.resize((28, 28))')
-        raise PredictError('%s: expected a 28x28 grayscale image (as MNIST), found a %dx%d %s %s (mode %s); '
+        why = (' whose channels differ' if mode == 'RGB' else ' whose channels differ or that is not opaque'
+               if mode in ('RGBA', 'LA') else '')
+        raise PredictError('%s: expected a 28x28 grayscale image (as MNIST), found a %dx%d %s %s (mode %s%s); '
                            'convert it first, e.g. PIL.Image.open(path)%s.save(...)%s'
-                           % (path, size[0], size[1], MODE_WORDS.get(mode, mode), fmt or 'image', mode,
+                           % (path, size[0], size[1], MODE_WORDS.get(mode, mode), fmt or 'image', mode, why,
                               ''.join(todo), ' (MNIST digits fill the middle 20x20)'
                               if size != (SIDE, SIDE) else ''))
     return pixels.reshape(data_mod.N_PIXELS).astype(np.uint8)
+
+
+def _equal_channels(pixels, mode):
+    """The grey image an RGB, RGBA or LA image holds when its colour channels are equal and
+    its alpha (if any) is opaque everywhere, as (h, w) uint8; else None."""
+    if mode not in ('RGB', 'RGBA', 'LA') or pixels.ndim != 3:
+        return None
+    colour = pixels[..., :1] if mode == 'LA' else pixels[..., :3]
+    if mode in ('RGBA', 'LA') and not (pixels[..., -1] == 255).all():
+        return None
+    if not (colour == colour[..., :1]).all():
+        return None
+    return np.ascontiguousarray(colour[..., 0])
 
 
 def read_npy_images(path):
@@ -236,9 +257,16 @@ def read_npy_images(path):
     return a
 
 
+def _require_input(path, expected):
+    """A missing input is called missing (then files.require_file: a folder, a device ...)."""
+    if not os.path.lexists(path):
+        raise PredictError('%s: missing (no such file); expected %s' % (path, expected))
+    files.require_file(path, expected)
+
+
 def _read_mnist_file(path):
     """(names, (n, 784) uint8) of one input of a pixel-MNIST run."""
-    files.require_file(path, MNIST_INPUTS)
+    _require_input(path, MNIST_INPUTS)
     head = _sniff(path)
     ext = os.path.splitext(path)[1].lower()
     if head.startswith(IMAGE_MAGIC) or ext in ('.png', '.jpg', '.jpeg'):
@@ -261,7 +289,7 @@ def _read_mnist_file(path):
 def _read_own_file(path, predictor):
     """(names, x, labels or None) of one .npz/.csv input of an own-data run."""
     expected = 'a .npz or .csv file in the training format (docs/own-data.md)'
-    files.require_file(path, expected)
+    _require_input(path, expected)
     input, n_feat = predictor.input, 1 if predictor.input == 'ids' else predictor.n_in
     head, is_csv = _sniff(path), path.lower().endswith('.csv')
     if not is_csv and not head.startswith(b'PK') and not path.lower().endswith('.npz'):
@@ -399,7 +427,14 @@ def predict_files(run, inputs, out=None, force=False, batchsize=1000, device=Non
     check_output(out, force)
     t0 = time.time()
     predictor = load(run, device)
-    got = read_inputs(inputs, predictor, invert=invert)
+    try:
+        got = read_inputs(inputs, predictor, invert=invert)
+    except (PredictError, files.FileError) as e:
+        if len(inputs) < 2:
+            raise
+        # every input is read before anything is predicted or written: a batch gives all its rows or none
+        raise type(e)('%s (nothing written: a bad input stops the whole batch of %d; predict the others '
+                      'without it)' % (str(e).strip().splitlines()[0], len(inputs))) from None
     t1 = time.time()
     result = predictor.predict(got.x, batchsize=batchsize, progress=Progress() if progress else None)
     seconds = time.time() - t1

@@ -6,10 +6,14 @@ style per setting) and ``accuracy.png`` / ``loss.png`` (every run's test curves)
 against epochs AND iterations.
 """
 import json
+import math
+import numbers
 import os
 
 from irnn_chainer import files
 from irnn_chainer.model.rnn import MODELS
+from irnn_chainer.run import runfolder
+from irnn_chainer.run import schedule
 
 # Test accuracy (%) the paper reports (Le, Jaitly & Hinton 2015, section 4.2), by model and task.
 PAPER = {
@@ -27,6 +31,15 @@ _PAPER_ORDER = ('irnn', 'lstm', 'rnn-tanh', 'rnn-relu')
 TABLE_ROWS = tuple((m, MODELS[m].label) for m in
                    _PAPER_ORDER + tuple(m for m in MODELS if m not in _PAPER_ORDER))
 TASKS = ('pixel', 'permuted')
+# The table compares with the paper: runs on all of MNIST (its 60000 training and 10000 test
+# images, no --validation) that trained at least this many epochs; shorter ones (checks,
+# pilots) and runs on subsets are listed under "Every run" only.
+PAPER_SIZES = (60000, 10000)
+MIN_TABLE_EPOCHS = 10
+# Settings that say where or how a run ran, not what it learned: runs that differ only in
+# these and in --seed are one setting, shown as the mean over its seeds.
+NOT_THE_SETTING = ('seed', 'device', 'data_dir', 'eval_batchsize', 'impl', 'log_interval', 'communicator',
+                   'run_id')
 
 
 class ReportError(Exception):
@@ -39,38 +52,84 @@ def kind_of(cfg):
     return cfg.get('preset') if cfg.get('preset') in ('paper', 'blog') else 'ours'
 
 
-def _cell_run(s):
-    """'94.07 % (75 epochs, 281250 updates, 64.6 min; run NAME)' for the table."""
+def in_paper_table(s):
+    """Whether a run's summary can stand beside the paper's figures (see PAPER_SIZES)."""
+    return (s.get('sizes') == PAPER_SIZES and not s.get('validation') and s['best'] is not None
+            and s['epochs'] >= MIN_TABLE_EPOCHS)
+
+
+def _spread(values):
+    """'97.07 %' for one value, '90.78 ± 0.32 %' (mean ± sample standard deviation) for more."""
+    if len(values) == 1:
+        return '%.2f %%' % values[0]
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return '%.2f ± %.2f %%' % (mean, sd)
+
+
+def _cell_run(group):
+    """A table cell for a group of runs that differ only by --seed: '94.07 % (75 epochs, 281250
+    updates, 64.6 min; `NAME`)' for one run; for more, the mean ± standard deviation over the
+    seeds, n, each seed's figure and the mean length; the averaged weights (--ema) beside."""
+    if isinstance(group, dict):
+        group = [group]
+    s = group[0]
     if s['best'] is None:
         return 'no evaluation yet (%s)' % s['name']
-    more = ''
-    if s.get('planned') and s['epochs'] < s['planned']:
-        more = ', of %s planned: %s' % (s['planned'], 'continues (its snapshot is kept)' if s.get('resumable')
-                                         else 'stopped there')
-    after = ', after the weights of `%s`' % s['init_from'] if s.get('init_from') else ''
-    return '%.2f %% (%s epochs, %s updates, %s%s%s; `%s`)' % (
-        s['best'], s['epochs'], s['iterations'], _fmt_time(s['time']), after, more, s['name'])
+    names = ', '.join('`%s`' % r['name'] for r in group)
+    ema = [r['ema_best'] for r in group if r.get('ema_best') is not None]
+    averaged = ('; averaged weights %s' % _spread(ema)) if len(ema) == len(group) else ''
+    if len(group) == 1:
+        more = ''
+        if s.get('planned') and s['epochs'] < s['planned']:
+            more = ', of %s planned: %s' % (s['planned'], 'continues (its snapshot is kept)' if s.get('resumable')
+                                             else 'stopped there')
+        after = ', after the weights of `%s`' % s['init_from'] if s.get('init_from') else ''
+        return '%.2f %% (%s epochs, %s updates, %s%s%s%s; `%s`)' % (
+            s['best'], s['epochs'], s['iterations'], _fmt_time(s['time']), after, more, averaged, s['name'])
+    times = [r['time'] for r in group if r['time'] is not None]
+    epochs = sorted(set(r['epochs'] for r in group))
+    return '%s over %d seeds (%s; %s epochs, %s on average%s; %s)' % (
+        _spread([r['best'] for r in group]), len(group),
+        ', '.join('seed %s: %.2f' % (r.get('seed', 0), r['best']) for r in group),
+        '-'.join(str(e) for e in (epochs[0], epochs[-1]) if e is not None) if len(epochs) > 1 else epochs[0],
+        _fmt_time(sum(times) / len(times) if times else None), averaged, names)
+
+
+def group_runs(rows):
+    """The runs' summaries grouped by setting: the runs of a group differ only by --seed (and
+    by where they ran, NOT_THE_SETTING), their data and length included; in input order."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r.get('setting_key'), []).append(r)
+    return [sorted(g, key=lambda r: (r.get('seed') or 0, r['name'])) for g in groups.values()]
+
+
+def _mean(values):
+    return sum(values) / len(values)
 
 
 def table_cells(rows):
     """{(model, task, kind): [the summaries of the runs shown in that cell]}: for 'paper'
-    and 'ours' the best run of that kind (highest best test accuracy), for 'blog' every
-    blog run."""
+    and 'ours' the best group of that kind (runs that differ only by --seed; the highest mean
+    of the runs' best test accuracy), for 'blog' every blog run. Only runs that fit the
+    paper's table (:func:`in_paper_table`) are considered."""
     cells = {}
-    for r in rows:
-        if not r.get('kind') or r['best'] is None or r['model'] not in dict(TABLE_ROWS):
+    for group in group_runs([r for r in rows if in_paper_table(r)]):
+        r = group[0]
+        if not r.get('kind') or r['model'] not in dict(TABLE_ROWS):
             continue
         key = (r['model'], r['task'], r['kind'])
         if r['kind'] == 'blog':
-            cells.setdefault(key, []).append(r)
-        elif key not in cells or r['best'] > cells[key][0]['best']:
-            cells[key] = [r]
+            cells.setdefault(key, []).extend(group)
+        elif key not in cells or _mean([g['best'] for g in group]) > _mean([g['best'] for g in cells[key]]):
+            cells[key] = group
     return cells
 
 
 def paper_table(rows):
     """The paper's table reproduced: one row per model, per task 'paper / ours under the
-    paper's setting / ours with our recipe' (the best run of each kind, its length)."""
+    paper's setting / ours with our recipe' (the best setting of each kind, over its seeds)."""
     chosen = table_cells(rows)
     lines = ['| model | pixel MNIST: paper / ours, paper\'s setting / ours, our recipe '
              '| permuted MNIST: paper / ours, paper\'s setting / ours, our recipe |', '|---|---|---|']
@@ -81,7 +140,7 @@ def paper_table(rows):
             parts = ['%.1f %%' % paper if paper is not None else 'not reported']
             for kind in ('paper', 'ours'):
                 best = chosen.get((model, task, kind))
-                parts.append(_cell_run(best[0]) if best else 'not run yet')
+                parts.append(_cell_run(best) if best else 'not run yet')
             cells.append(' / '.join(parts))
         lines.append('| %s | %s | %s |' % (title, cells[0], cells[1]))
     blog = [r for task in TASKS for r in chosen.get(('irnn', task, 'blog'), [])]
@@ -89,6 +148,53 @@ def paper_table(rows):
         lines += ['', 'Beside the paper-setting IRNN, the 2015 blog\'s own setting (SGD 1e-8, N(0, 0.01), no '
                   'clipping): ' + '; '.join('%s %s' % (r['task'], _cell_run(r)) for r in blog) + '.']
     return lines
+
+
+def collect_runs(paths, log=print):
+    """The run folders among ``paths`` (as ``report results/*`` gives them): a run folder
+    (it has config.json), or a folder of runs (its sub-folders that are runs, one level: the
+    groups of results/); anything else is skipped with one line. ReportError when no run is left."""
+    runs = []
+    for path in paths:
+        if os.path.isfile(os.path.join(path, runfolder.CONFIG_FILE)):
+            runs.append(path)
+            continue
+        inside = sorted(os.path.join(path, n) for n in os.listdir(path)) if os.path.isdir(path) else []
+        inside = [d for d in inside if os.path.isfile(os.path.join(d, runfolder.CONFIG_FILE))]
+        if inside:
+            runs += inside
+        elif not os.path.lexists(path):
+            log('report: skipping %s: missing (no such file or folder)' % path)
+        else:
+            log('report: skipping %s: not a run folder (no %s%s)' % (
+                path, runfolder.CONFIG_FILE, ', and no run folder inside' if os.path.isdir(path) else
+                '; %s' % files.kind_of(path)))
+    if not runs:
+        raise ReportError('expected run folders written by irnn-chainer train (or folders of them), found '
+                          'none in %s' % ', '.join(paths) if paths else 'expected run folders, got none')
+    return runs
+
+
+def _check_log(log_path, records):
+    """The log's records, checked: a list of objects whose figures are numbers; one line
+    naming the file, the record and the key when not."""
+    if not isinstance(records, list):
+        raise ReportError('%s: expected the run\'s log (a JSON list of records), found a JSON %s'
+                          % (log_path, type(records).__name__))
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise ReportError('%s: record %d: expected an object of figures, found a JSON %s'
+                              % (log_path, i, type(r).__name__))
+        if 'validation/main/loss' not in r:
+            continue
+        for key in ('epoch', 'iteration', 'validation/main/loss', 'validation/main/accuracy',
+                    'ema/main/accuracy', 'elapsed_time'):
+            if key in ('epoch', 'iteration', 'validation/main/loss') and key not in r:
+                raise ReportError('%s: record %d: expected %s, found none' % (log_path, i, key))
+            if key in r and (not isinstance(r[key], numbers.Real) or isinstance(r[key], bool)):
+                raise ReportError('%s: record %d: %s: expected a number, found %s'
+                                  % (log_path, i, key, json.dumps(r[key])[:40]))
+    return [r for r in records if 'validation/main/loss' in r]
 
 
 def load_run(run_dir):
@@ -101,11 +207,26 @@ def load_run(run_dir):
         files.require_file(log_path, 'the run\'s log (a JSON list)')
         try:
             with open(log_path) as f:
-                log = [r for r in json.load(f) if isinstance(r, dict) and 'validation/main/loss' in r]
+                records = json.load(f)
         except (ValueError, TypeError) as e:
             raise ReportError('%s: expected the run\'s log (a JSON list of records), found %s'
                               % (log_path, str(e).splitlines()[0])) from None
+        log = _check_log(log_path, records)
+        if log and any('validation/main/accuracy' in r for r in log) and not all(
+                'validation/main/accuracy' in r for r in log):
+            i = next(i for i, r in enumerate(log) if 'validation/main/accuracy' not in r)
+            raise ReportError('%s: evaluation %d: expected validation/main/accuracy, as in the others, found '
+                              'none' % (log_path, i))
     return {'dir': run_dir, 'name': os.path.basename(os.path.normpath(run_dir)), 'config': cfg, 'log': log}
+
+
+def setting_key(cfg):
+    """What defines a run's result (its settings but NOT_THE_SETTING, its data's sizes): equal
+    for runs that differ only by --seed."""
+    from irnn_chainer import settings
+    keys = [k for k in settings.DEFAULTS if k not in NOT_THE_SETTING]
+    return json.dumps([[k, cfg.get(k, settings.DEFAULTS[k])] for k in keys] +
+                      [cfg.get('train_size'), cfg.get('test_size')], sort_keys=True, default=str)
 
 
 def _fmt_time(seconds):
@@ -140,7 +261,9 @@ def summarise(run, window=5):
              '; from the weights of %s' % _short(cfg['init_from']) if cfg.get('init_from') else ''),
          'device': cfg.get('device_used', cfg.get('device') or '@numpy'),
          'data': '%s train / %s test' % (cfg.get('train_size', '?'), cfg.get('test_size', '?')),
-         'best': None, 'final': None, 'epochs': 0, 'iterations': 0, 'time': None, 'projection': ''}
+         'best': None, 'final': None, 'epochs': 0, 'iterations': 0, 'time': None, 'projection': '',
+         'sizes': (cfg.get('train_size'), cfg.get('test_size')), 'validation': cfg.get('validation'),
+         'seed': cfg.get('seed', 0), 'ema_best': None, 'setting_key': setting_key(cfg)}
     if not log:
         s['projection'] = 'no evaluation logged yet'
         return s
@@ -151,6 +274,7 @@ def summarise(run, window=5):
     ema = [(100 * r['ema/main/accuracy'], r['epoch']) for r in log if 'ema/main/accuracy' in r]
     if ema:  # --ema: the averaged weights' best, beside the trained weights' (the table's)
         best_ema = max(ema)
+        s['ema_best'] = best_ema[0]
         s['setting'] += '; averaged weights (--ema %g): best %.2f %% (epoch %s), final %.2f %%' % (
             cfg.get('ema', 0), best_ema[0], best_ema[1], ema[-1][0])
     planned_iters = cfg.get('iteration') or (cfg['epoch'] * cfg['per_epoch'] if cfg.get('epoch') and
@@ -193,16 +317,12 @@ def summarise(run, window=5):
     return s
 
 
-def _schedule_kind(cfg):
-    return cfg.get('lr_schedule') or ('step' if cfg.get('lr_decay') else 'constant')
-
-
 def _decays(cfg):
-    return _schedule_kind(cfg) != 'constant'
+    return schedule.schedule_name(cfg) != 'constant'
 
 
 def _schedule_words(cfg):
-    kind = _schedule_kind(cfg)
+    kind = schedule.schedule_name(cfg)
     if kind == 'step':
         return ' x %g every %d epochs' % (cfg['lr_decay'], cfg.get('lr_decay_every', 10))
     if kind == 'cosine':
@@ -335,7 +455,15 @@ def plot(runs, out_dir):
     return paths
 
 
-def write_report(run_dirs, out_dir):
+def _test_sets(rows):
+    """'10000' or '1000 / 2000 / 10000': the test sets' sizes among ``rows``."""
+    sizes = sorted(set(r['sizes'][1] for r in rows if r.get('sizes') and r['sizes'][1] is not None))
+    return ' / '.join(str(n) for n in sizes) or 'unknown'
+
+
+def write_report(run_dirs, out_dir, command=None):
+    """report.md, table.png, accuracy.png and loss.png in ``out_dir`` for the run folders
+    ``run_dirs``; ``command``: the command line that built it, written into report.md."""
     runs = [load_run(d) for d in run_dirs]
     if os.path.exists(os.path.join(out_dir, 'config.json')):  # never over a run's own plots
         raise ReportError('-o %s is a run folder (it has config.json): the report would write over '
@@ -348,17 +476,27 @@ def write_report(run_dirs, out_dir):
     def pct(v):
         return '-' if v is None else '%.2f %%' % v
 
-    lines = ['# IRNN runs', '', '## The paper\'s table, reproduced', '',
-             'Best test accuracy on the 10000 test images. Each cell: the paper (Le, Jaitly & Hinton '
-             '2015, section 4.2) / our run under the paper\'s setting (`--preset paper`) / our run with '
-             'our recipe (the best of the other runs), each with its epochs, updates and training time.',
-             '']
+    table_rows = [r for r in rows if in_paper_table(r)]
+    lines = ['# IRNN runs', '']
+    if command:
+        lines += ['Built by `%s`.' % command, '']
+    lines += ['## The paper\'s table, reproduced', '',
+              'Best test accuracy on MNIST\'s %d test images, of runs on all of MNIST (%d training images, '
+              'no --validation) of at least %d epochs (%d of the %d runs; the others are under "Every '
+              'run"). Each cell: the paper (Le, Jaitly & Hinton 2015, section 4.2) / our runs under the '
+              'paper\'s setting (`--preset paper`) / our runs with our recipe (the best of the other '
+              'settings), each with its epochs, updates and training time. Runs that differ only by '
+              '--seed are one setting: the mean ± standard deviation over its seeds, with each seed\'s '
+              'figure; "averaged weights": the same runs\' --ema weights (model_ema.npz).'
+              % (PAPER_SIZES[1], PAPER_SIZES[0], MIN_TABLE_EPOCHS, len(table_rows), len(rows)), '']
     lines += paper_table(rows)
     lines += ['', 'The test accuracy of the runs in the table, against epochs and updates:', '',
               '![the paper\'s table](table.png)']
     lines += ['', '## Every run', '',
              'Test accuracy and loss against epochs and iterations (one iteration = one update '
-             'from one mini-batch):', '', '![accuracy](accuracy.png)', '', '![loss](loss.png)', '',
+             'from one mini-batch), each run on its own test set (test sets of %s images here: the '
+             '"data" column gives each run\'s):' % _test_sets(rows), '', '![accuracy](accuracy.png)', '',
+             '![loss](loss.png)', '',
              '| run | model | task | setting | data | best test acc | final | epochs | iterations '
              '| wall time | device | paper |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|']

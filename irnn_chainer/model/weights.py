@@ -58,9 +58,13 @@ def init_weights(model, path, log=print):
     if os.path.isdir(path):
         source = os.path.join(path, runfolder.MODEL_FILE)
         if not os.path.exists(source):
-            source = find_snapshot(path)
+            snaps = runfolder.snapshots(path)
+            if not snaps:
+                raise UsageError('--init-from %s: expected a run folder with weights (its %s or a %s* file), '
+                                 'found none' % (path, runfolder.MODEL_FILE, runfolder.SNAPSHOT_PREFIX))
+            source = snaps[0]
     if not os.path.exists(source):
-        raise UsageError('--init-from: expected a run folder, snapshot or model.npz, got %r (not found)' % path)
+        raise UsageError('--init-from %s: not found (expected a run folder, a snapshot or a model.npz)' % path)
     load_file(model, source)
     log('initial weights from %s' % source)
     return source

@@ -9,10 +9,15 @@ and which carries the run's ``run_id``. :func:`claim` is the one way a run gets 
   ``log*`` temporary folders, hidden ``.tmp-*`` files);
 - a new run refuses a folder with anything that is not ours, or a run of ours that reached a
   snapshot, unless ``force``; then, and when our previous run never reached a snapshot, it
-  removes our previous run's files (config, log, plots, snapshots, model, permutation) and
-  nothing else before it starts;
+  sets our previous run's files (config, log, plots, snapshots, model, permutation) aside in
+  ``.previous-run`` and touches nothing else; they are removed when the new run starts
+  training, and put back when it is refused before that (a bad device, missing data, weights
+  that do not fit): nothing is lost to a run that never began. A killed run's aside is put
+  back by the next claim;
 - a resumed run writes into its own folder, into an empty one, or into one holding the
-  same run (same ``run_id``), never over another run.
+  same run (same ``run_id``), never over another run;
+- :meth:`Claim.release` removes ``.lock`` (still holding the lock, so no other run can hold
+  a lock on the removed file), so a finished run leaves only its own files.
 
 Errors are :class:`irnn_chainer.files.FileError`: one line naming the folder or file and
 what was expected.
@@ -34,6 +39,7 @@ EMA_MODEL_FILE = 'model_ema.npz'  # --ema's averaged weights (averaging.py), as 
 PERMUTATION_FILE = 'permutation.npy'
 SNAPSHOT_PREFIX = 'snapshot_iter_'
 LOCK_FILE = '.lock'
+ASIDE_DIR = '.previous-run'  # --force: the previous run's files until the new run starts
 SWEEP_LOG = 'train.out'   # a sweep trial's output (sweep.py writes it before the run starts)
 #: what a run writes (besides snapshots)
 RUN_FILES = (CONFIG_FILE, LOG_FILE, 'loss.png', 'accuracy.png', MODEL_FILE, EMA_MODEL_FILE, PERMUTATION_FILE,
@@ -116,35 +122,75 @@ class Claim(object):
     """A run folder held by this process (the lock is released by :meth:`release`).
 
     ``fresh``: the folder held none of this run's files before (a new run, or a resume into
-    an empty folder); ``started``: set when training begins. A fresh claim abandoned before
-    it started (bad flags or data found after the claim) leaves nothing: :meth:`abandon`."""
+    an empty folder); ``started``: set when training begins, which removes the previous run's
+    files set aside by ``--force`` (``aside``: their names). A fresh claim abandoned before it
+    started (bad flags, device or data found after the claim) leaves what was there before:
+    :meth:`abandon`."""
 
-    def __init__(self, path, fd, fresh=False, created=False, made_lock=False):
-        self.path, self.fd, self.fresh, self.created, self.started = path, fd, fresh, created, False
-        self.made_lock = made_lock
+    def __init__(self, path, fd, fresh=False, created=False, log=print):
+        self.path, self.fd, self.fresh, self.created, self._started = path, fd, fresh, created, False
+        self.aside, self.log = [], log
+
+    @property
+    def started(self):
+        return self._started
+
+    @started.setter
+    def started(self, value):
+        self._started = bool(value)
+        if self._started and self.aside:
+            # renamed first (one atomic step) to a leftover's name: a kill during the removal
+            # leaves a temporary folder the next claim removes, never a half aside to put back
+            doomed = os.path.join(self.path, '.tmp-previous-run-%d' % os.getpid())
+            try:
+                os.rename(os.path.join(self.path, ASIDE_DIR), doomed)
+                shutil.rmtree(doomed)
+            except OSError:
+                pass
+            self.log('%s: starting over: removed the previous run\'s %s' % (self.path, _few(self.aside)))
+            self.aside = []
 
     def abandon(self):
-        """Remove what this claim wrote (only when fresh and not started), then release."""
+        """Remove what this claim wrote (only when fresh and not started), put back what
+        ``--force`` set aside, then release."""
         try:
             if self.fresh and not self.started:
                 names = [n for n in os.listdir(self.path) if _ours(n) and n != SWEEP_LOG]
                 _remove(self.path, names)
-            if (self.fresh and not self.started) or self.made_lock:
+                if self.aside:
+                    _put_back(self.path)
+                    self.aside = []
+            if self.created and not self.started:
                 os.remove(os.path.join(self.path, LOCK_FILE))
-            if self.created and not self.started and not os.listdir(self.path):
-                os.rmdir(self.path)
+                if not os.listdir(self.path):
+                    os.rmdir(self.path)
         except OSError:
             pass
         finally:
             self.release()
 
     def release(self):
+        """Remove ``.lock`` while still holding it (a later run makes and locks a new one), then unlock."""
         if self.fd is not None:
             try:
+                try:
+                    os.remove(os.path.join(self.path, LOCK_FILE))
+                except OSError:
+                    pass  # already gone with its folder (abandon)
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             finally:
                 os.close(self.fd)
                 self.fd = None
+
+
+def _put_back(out):
+    """Move the files in ``out/.previous-run`` back into ``out`` and remove the folder."""
+    aside = os.path.join(out, ASIDE_DIR)
+    names = os.listdir(aside)
+    for name in names:
+        os.replace(os.path.join(aside, name), os.path.join(out, name))
+    os.rmdir(aside)
+    return names
 
 
 def _lock(out):
@@ -164,6 +210,13 @@ def _lock(out):
             raise files.FileError('%s: in use by another irnn-chainer run (pid %s holds %s); wait for '
                                   'it to end or choose another --out' % (out, holder, path)) from None
         raise files.os_error(e, path, 'cannot lock it') from None
+    try:
+        same = os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        same = False
+    if not same:  # the holder removed it as it ended (Claim.release): lock the new one
+        os.close(fd)
+        return _lock(out)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, ('%d\n' % os.getpid()).encode(), 0)
@@ -205,11 +258,14 @@ def claim(out, force=False, resume_from=None, run_id=None, log=print):
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise files.os_error(e, out, 'cannot create the run folder') from None
-    made_lock = not os.path.lexists(os.path.join(out, LOCK_FILE))
     fd = _lock(out)
-    held = Claim(out, fd, created=created, made_lock=made_lock)
+    held = Claim(out, fd, created=created, log=log)
     try:
-        held.fresh = _check_and_clear(out, force, resume_from, run_id, log)
+        if os.path.isdir(os.path.join(out, ASIDE_DIR)):  # set aside by a run killed before it began
+            _remove(out, [n for n in os.listdir(out) if _ours(n) and n != SWEEP_LOG])
+            log('%s: put back the previous run\'s %s, set aside by a run stopped before it began'
+                % (out, _few(_put_back(out))))
+        held.fresh, held.aside = _check_and_clear(out, force, resume_from, run_id, log)
     except BaseException:
         held.fresh = created
         held.abandon()
@@ -219,7 +275,7 @@ def claim(out, force=False, resume_from=None, run_id=None, log=print):
 
 def _check_and_clear(out, force, resume_from, run_id, log):
     try:
-        names = [n for n in os.listdir(out) if n != LOCK_FILE]
+        names = [n for n in os.listdir(out) if n not in (LOCK_FILE, ASIDE_DIR)]
     except OSError as e:
         raise files.os_error(e, out, 'cannot list it') from None
     marked = CONFIG_FILE in names
@@ -231,15 +287,15 @@ def _check_and_clear(out, force, resume_from, run_id, log):
             names = [n for n in names if n not in leftovers]
     same = resume_from is not None and os.path.abspath(resume_from) == os.path.abspath(out)
     if same:
-        return False
+        return False, []
     if resume_from is not None:  # resuming into another folder: empty, or this same run
         others = [n for n in names if n != SWEEP_LOG]
         if not others:
-            return True
+            return True, []
         if marked:
             theirs = read_config(out).get('run_id')
             if run_id is not None and theirs == run_id:
-                return False
+                return False, []
             raise files.FileError('--out %s holds another run (its own %s): resuming writes only into '
                                   'the run\'s own folder or an empty one' % (out, CONFIG_FILE))
         raise files.FileError('--out %s holds files that are not an irnn-chainer run\'s (%s): resuming '
@@ -256,10 +312,19 @@ def _check_and_clear(out, force, resume_from, run_id, log):
     # --force, or our run that never reached a snapshot: remove our previous run's files
     previous = [n for n in names if n != SWEEP_LOG and (
         _ours(n) if marked else (n in RUN_FILES or snapshot_number(n) is not None))]
-    if previous:
-        _remove(out, previous)
-        log('%s: starting over: removed the previous run\'s %s' % (out, _few(previous)))
-    return True
+    if previous:  # set aside: removed when the new run starts (Claim.started), else put back
+        aside = os.path.join(out, ASIDE_DIR)
+        try:
+            os.mkdir(aside)
+            for name in previous:
+                os.rename(os.path.join(out, name), os.path.join(aside, name))
+        except OSError as e:
+            try:
+                _put_back(out)
+            except OSError:
+                pass
+            raise files.os_error(e, out, 'cannot set the previous run\'s files aside') from None
+    return True, previous
 
 
 def new_run_id():

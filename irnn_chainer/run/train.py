@@ -127,6 +127,52 @@ def check_device_kernel(model, cfg, device, *datasets):
             model(*convert([dataset[i] for i in range(min(n, len(dataset)))], device))
 
 
+def column_labels(cfg):
+    """What the table and the plots call the log's keys (the log keeps Chainer's keys, which
+    old runs, report and evaluate read): the held-out set is the test set, or under
+    --validation the held-out training images."""
+    held_out = 'validation' if cfg.get('validation') else 'test'
+    return {'main/loss': 'train loss', 'main/accuracy': 'train accuracy',
+            'validation/main/loss': '%s loss' % held_out, 'validation/main/accuracy': '%s accuracy' % held_out,
+            'validation/main/baseline': '%s MSE of the mean' % held_out,
+            'ema/main/loss': '%s loss, averaged weights' % held_out,
+            'ema/main/accuracy': '%s accuracy, averaged weights' % held_out,
+            'elapsed_time': 'elapsed s'}
+
+
+def _relabel(labels, ylabel):
+    """PlotReport's postprocess: the legend and the y axis in words, not log keys."""
+    def postprocess(figure, axes, summary):
+        for line in axes.get_lines():
+            line.set_label(labels.get(line.get_label(), line.get_label()))
+        axes.set_ylabel(ylabel)
+    return postprocess
+
+
+class LogTable(training.Extension):
+    """The table printed at each evaluation (as Chainer's PrintReport, which it replaces):
+    the columns named by :func:`column_labels`, plain text (no terminal control codes, so a
+    piped or redirected log reads cleanly). A resumed run prints its log from the start."""
+    trigger = 1, 'iteration'
+
+    def __init__(self, entries, labels, out):
+        self.entries, self.out, self.printed = entries, out, 0
+        self.labels = [labels.get(e, e) for e in entries]
+        self.widths = [max(10, len(l)) for l in self.labels]
+
+    def __call__(self, trainer):
+        log = trainer.get_extension('LogReport').log
+        if self.printed == 0 and log:
+            self.out.write('  '.join(l.ljust(w) for l, w in zip(self.labels, self.widths)).rstrip() + '\n')
+        for record in log[self.printed:]:
+            cells = [('%g' % record[e]).ljust(w) if e in record else ' ' * w
+                     for e, w in zip(self.entries, self.widths)]
+            self.out.write('  '.join(cells).rstrip() + '\n')
+        if hasattr(self.out, 'flush'):
+            self.out.flush()
+        self.printed = len(log)
+
+
 class Run(object):
     """What the steps of one run share: from :func:`prepare` its settings (``cfg``), folder
     (``out``), the resumed run's config and snapshot, the device, the MPI communicator and
@@ -219,6 +265,7 @@ def prepare(cli, out, resume, force, progress, log, held, lr_factor=None):
     out = out or 'result'
     cfg = settings.resolve_config(cli, saved)
     settings.check_memory(cfg)
+    device = api.get_device(cfg['device'])  # before the claim: a bad device leaves the folder as it was
     comm = _communicator(cfg, saved)
     root = dist.is_root(comm)
     if not root:  # rank 0 alone prints and writes files
@@ -232,7 +279,7 @@ def prepare(cli, out, resume, force, progress, log, held, lr_factor=None):
         _carry_permutation(cfg, saved, snapshot, out)
     return Run(cfg=cfg, saved=saved, snapshot=snapshot, snapshot_arrays=snapshot_arrays, out=out,
                comm=comm, root=root, log=log, progress=progress, run_id=run_id, held=held,
-               lr_factor=lr_factor, device=api.get_device(cfg['device']))
+               lr_factor=lr_factor, device=device)
 
 
 def _communicator(cfg, saved):
@@ -346,6 +393,7 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
     # too, so a run of --iteration N always ends with a test evaluation. Triggers keep state:
     # each extension gets its own.
     run.every, run.table_out = every, table_out
+    trainer.run_cfg = cfg  # the run's settings, for the caller's last line (cli.cmd_train)
     run.interval = lambda: _IntervalOrEnd(every, run.stop)
     for feature in EXTENSIONS:
         for ext in feature(run, data, model):
@@ -400,16 +448,19 @@ def reports(run, data, model):
     out = [Ext(extensions.LogReport(trigger=run.interval()), root=True),
            Ext(run.snapshot_ext, run.interval(), root=True)]
     x_key = run.every[1]
+    labels = column_labels(run.cfg)  # the log keeps Chainer's keys; the table and plots say test (or validation)
     out.append(Ext(extensions.PlotReport(['main/loss', 'validation/main/loss'] + ema[:1], x_key,
-                                         trigger=run.interval(), file_name='loss.png'), root=True))
+                                         trigger=run.interval(), file_name='loss.png',
+                                         postprocess=_relabel(labels, 'loss')), root=True))
     if data.task == 'regression':  # MSE and its constant-prediction baseline
         columns = ['main/loss', 'validation/main/loss', 'validation/main/baseline'] + ema[:1]
     else:
         out.append(Ext(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'] + ema[1:], x_key,
-                                             trigger=run.interval(), file_name='accuracy.png'), root=True))
+                                             trigger=run.interval(), file_name='accuracy.png',
+                                             postprocess=_relabel(labels, 'accuracy')), root=True))
         columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'] + ema[1:]
-    out.append(Ext(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
-                                          out=run.table_out or sys.stdout), run.interval(), root=True))
+    out.append(Ext(LogTable(['epoch', 'iteration'] + columns + ['elapsed_time'], labels, run.table_out or sys.stdout),
+                   run.interval(), root=True))
     return out
 
 
