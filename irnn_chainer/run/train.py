@@ -459,8 +459,10 @@ def reports(run, data, model):
                                              trigger=run.interval(), file_name='accuracy.png',
                                              postprocess=_relabel(labels, 'accuracy')), root=True))
         columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'] + ema[1:]
+    # the table under PrintReport's name, which it replaced: its trigger's state stays where
+    # snapshots (old runs' too) keep it
     out.append(Ext(LogTable(['epoch', 'iteration'] + columns + ['elapsed_time'], labels, run.table_out or sys.stdout),
-                   run.interval(), root=True))
+                   run.interval(), name='PrintReport', root=True))
     return out
 
 
