@@ -23,6 +23,7 @@ from chainer.training import extensions
 from irnn_chainer import averaging
 from irnn_chainer import distributed as dist
 from irnn_chainer import files
+from irnn_chainer import fused_update
 from irnn_chainer import model as model_mod
 from irnn_chainer import recovery
 from irnn_chainer import runfolder
@@ -332,7 +333,8 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
     run's snapshot."""
     cfg = run.cfg
     train_iter = ShuffledIterator(data.train, cfg['batchsize'], seed=cfg['seed'])
-    updater = training.updaters.StandardUpdater(train_iter, optimizer, converter=convert, device=run.device)
+    # the whole update in one pass where the fused path covers the model (else the standard one)
+    updater = fused_update.FusedUpdater(train_iter, optimizer, converter=convert, device=run.device)
     run.per_epoch = -(-len(data.train) // cfg['batchsize'])
     if cfg['epoch'] is not None:
         run.stop, every = (cfg['epoch'], 'epoch'), (1, 'epoch')
