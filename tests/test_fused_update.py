@@ -124,11 +124,10 @@ def test_a_skipped_update_is_skipped_and_reported():
     run(model, upd, 3), run(ref_model, ref, 3)
     for m in (model, ref_model):  # what an exploding batch produces: non-finite states
         m.predictor.pixel_to_h.W.array[:] = np.inf
-    before = weights(model)
     a, b = run(ref_model, ref, 1), run(model, upd, 1)
     assert b[0, 2] == a[0, 2] == 1.0
     np.testing.assert_array_equal(b, a)
-    assert_close(weights(model), before, 0)
+    assert_close(weights(model), weights(ref_model), 0)  # momentum still moves them, as Chainer's does
     np.testing.assert_array_equal(model.predictor.h_to_h.W.grad, 0)
 
 
