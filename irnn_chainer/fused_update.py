@@ -16,12 +16,13 @@ The optimizer state lives where Chainer keeps it (each parameter's ``UpdateRule.
 either path. It reports ``main/loss``, ``main/accuracy`` and, with the skip hook, ``skipped``,
 and leaves the final gradients in ``param.grad``, as the standard update does.
 
-Anything else (another model, loss or optimizer, more hooks, per-parameter hooks, h_0 noise,
-the LSTM, several layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss
+Anything else (another model, loss or optimizer, more hooks, per-parameter hooks, the LSTM, several layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss
 scaling, debug mode) runs the standard update, decided again at every update: the reason
 is in ``updater.fallback_reason`` (None while the whole-update path runs). The per-update
-seeded masks of ``--dropout`` and ``--input-dropout`` are drawn exactly as the model draws
-them (:func:`irnn_chainer.model.readout_dropout`, :func:`~irnn_chainer.model.input_dropout`).
+seeded draws of ``--h0-noise``, ``--dropout`` and ``--input-dropout`` are made exactly as the
+model makes them (:meth:`irnn_chainer.model.RNN.initial_state`,
+:func:`~irnn_chainer.model.readout_dropout`, :func:`~irnn_chainer.model.input_dropout`), and
+h_0 enters as the fused recurrence takes it (one extra table row per sequence).
 """
 import numpy as np
 
@@ -85,8 +86,6 @@ def why_not(updater):
         return 'not a one-layer fused RNN over ids'
     if type(rnn).forward is not model_mod.RNN.forward:
         return 'a predictor with a forward of its own'
-    if rnn.h0_noise:
-        return '--h0-noise'
     if rnn.xp is not np:
         return 'arrays not on the CPU'
     if _hook_kinds(optimizer) is None:
@@ -143,7 +142,15 @@ def whole_update(optimizer, x, t):
     dtype = E.dtype
     kernel = kernels.cpu_kernel()
     ids = np.ascontiguousarray(x, dtype=np.int32)
-    hs, hT = kernel.forward(ids, np.ascontiguousarray(E), np.ascontiguousarray(W),
+    V, n = E.shape[0], len(ids)
+    h0 = rnn.initial_state(n)  # --h0-noise, drawn as the model draws it
+    table = E
+    if h0 is not None:  # fused._first_step_rows: the first step's rows appended to E
+        first = E[ids[:, 0]] + np.matmul(h0, W.T)
+        ids = ids.copy()
+        ids[:, 0] = V + np.arange(n, dtype=np.int32)
+        table = np.concatenate((E, first), axis=0)
+    hs, hT = kernel.forward(ids, np.ascontiguousarray(table), np.ascontiguousarray(W),
                             np.ascontiguousarray(b), True, rnn.activation)
     mask = None
     if rnn.dropout:  # the mask readout_dropout draws (same key, same order)
@@ -164,7 +171,6 @@ def whole_update(optimizer, x, t):
     np.log(s, out=s)
     m += s
     log_y = y - m
-    n = len(t)
     coeff = 1.0 / max(n, 1)
     log_p = log_y.T[t, np.arange(n)]
     loss = (log_p.sum(keepdims=True, dtype=dtype) * (-coeff)).astype(dtype, copy=False).reshape(())
@@ -180,7 +186,13 @@ def whole_update(optimizer, x, t):
     gh = gy.dot(R).astype(dtype, copy=False)
     if mask is not None:
         gh = gh * mask
-    gE, gW, gb = kernel.backward(ids, hs, np.ascontiguousarray(W), gh, None, E.shape[0], rnn.activation)
+    gE, gW, gb = kernel.backward(ids, hs, np.ascontiguousarray(W), gh, None, table.shape[0], rnn.activation)
+    if h0 is not None:  # the appended rows' gradient: back through the gather and the product
+        gfirst = gE[V:]
+        scatter = np.zeros_like(E)
+        np.add.at(scatter, x[:, 0].astype(np.intp), gfirst)
+        gE = gE[:V] + scatter
+        gW = gW + np.matmul(gfirst.T, h0)
     release = getattr(kernel, 'release', None)
     if release is not None:
         release(hs)
