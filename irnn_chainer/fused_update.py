@@ -225,7 +225,8 @@ def _clip(params, threshold):
     if rate >= 1:
         return
     for p in params:
-        p.grad *= rate
+        g = p.grad  # in place, as the hook does (``p.grad *= rate`` would go through the setter)
+        g *= rate
 
 
 def _step(optimizer, param):
