@@ -57,6 +57,9 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 
 #ifndef IRNN_RB
 #define IRNN_RB 8     /* batch rows per register block */
+#ifndef IRNN_WG_TILE
+#define IRNN_WG_TILE 64  /* steps x rows per tile of the dW product */
+#endif
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(IRNN_NO_CLONES) \
@@ -581,13 +584,27 @@ static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssiz
 IRNN_CLONES
 static void SUF(weight_grad)(const REAL *Hm, const REAL *D, Py_ssize_t N, Py_ssize_t H,
                              Py_ssize_t HP, REAL *dWT, Py_ssize_t i0, Py_ssize_t i1) {
-    const Py_ssize_t NT = 64;
+    const Py_ssize_t NT = IRNN_WG_TILE;
     const REAL *init[IRNN_RB];
     for (Py_ssize_t n0 = 0; n0 < N; n0 += NT) {
         const Py_ssize_t nn = N - n0 < NT ? N - n0 : NT;
         const REAL *Ht = Hm + n0 * H, *Dt = D + n0 * HP;
+        /* the next tile's D and H rows, spread over this tile's row blocks: the first pass
+         * over a tile otherwise waits on them (its top stall in a profile) */
+        const Py_ssize_t nn2 = N - n0 - nn < NT ? N - n0 - nn : NT;
+        const char *pd = (const char *)(Dt + nn * HP), *ph = (const char *)(Ht + nn * H);
+        const Py_ssize_t pd_bytes = nn2 > 0 ? nn2 * HP * (Py_ssize_t)sizeof(REAL) : 0;
+        const Py_ssize_t ph_bytes = nn2 > 0 ? nn2 * H * (Py_ssize_t)sizeof(REAL) : 0;
+        const Py_ssize_t n_iblocks = (i1 - i0 + IRNN_RB - 1) / IRNN_RB;
+        const Py_ssize_t pd_step = n_iblocks ? ((pd_bytes / n_iblocks + 63) & ~(Py_ssize_t)63) : 0;
+        const Py_ssize_t ph_step = n_iblocks ? ((ph_bytes / n_iblocks + 63) & ~(Py_ssize_t)63) : 0;
+        Py_ssize_t pdo = 0, pho = 0;
         Py_ssize_t i = i0;
         for (; i + IRNN_RB <= i1; i += IRNN_RB) {
+            for (Py_ssize_t e = pdo + pd_step; pdo < e && pdo < pd_bytes; pdo += 64)
+                __builtin_prefetch(pd + pdo, 0, 2);
+            for (Py_ssize_t e = pho + ph_step; pho < e && pho < ph_bytes; pho += 64)
+                __builtin_prefetch(ph + pho, 0, 2);
             for (int r = 0; r < IRNN_RB; r++) init[r] = dWT + (i + r) * HP;
             SUF(rows_product)(IRNN_RB, init, Ht + i, 1, H, nn, Dt, HP, HP, dWT + i * HP, HP, HP,
                               0);
@@ -627,6 +644,14 @@ static void SUF(backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
         memset(carry + r0 * H, 0, (size_t)n * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         REAL *dt = a->dpre + t * B * HP;
+        /* the states of the step before this one: the loop walks hs backwards, which the
+         * hardware prefetchers follow poorly (the ReLU mask's loads of h were the loop's
+         * top stall in a profile); fetch this thread's rows one step ahead */
+        if (t > 0) {
+            const char *next = (const char *)(a->hs + (t - 1) * BH + r0 * H);
+            for (Py_ssize_t o = 0; o < n * (Py_ssize_t)sizeof(REAL); o += 64)
+                __builtin_prefetch(next + o, 0, 3);
+        }
         for (Py_ssize_t b = r0; b < r1; b++) {
             const REAL *restrict h = a->hs + t * BH + b * H;
             const REAL *restrict gs = a->gseq ? a->gseq + t * BH + b * H : NULL;
@@ -795,6 +820,15 @@ static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
     memset(a->dc + r0 * H, 0, (size_t)((r1 - r0) * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         REAL *dzt = a->dz + t * B * N4P;
+        if (t > 1) { /* the saved gates and cells of the step before, one step ahead (as in
+                      * the IRNN's backward: the reverse walk defeats the prefetchers) */
+            const char *g1 = (const char *)(a->gates + ((t - 1) * B + r0) * N4P);
+            const char *c2 = (const char *)(a->cs + (t - 2) * BH + r0 * H);
+            for (Py_ssize_t o = 0; o < (r1 - r0) * N4P * (Py_ssize_t)sizeof(REAL); o += 64)
+                __builtin_prefetch(g1 + o, 0, 3);
+            for (Py_ssize_t o = 0; o < (r1 - r0) * H * (Py_ssize_t)sizeof(REAL); o += 64)
+                __builtin_prefetch(c2 + o, 0, 3);
+        }
         for (Py_ssize_t b = r0; b < r1; b++) {
             const REAL *restrict g = a->gates + (t * B + b) * N4P;
             const REAL *restrict ga = g, *restrict gi = g + H, *restrict gf = g + 2 * H,

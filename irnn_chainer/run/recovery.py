@@ -37,6 +37,7 @@ import numpy as np
 import chainer
 from chainer import training
 
+from irnn_chainer.compat import api
 from irnn_chainer.run.schedule import _tolerant
 
 ACTIONS = ('rollback', 'stop', 'ignore')
@@ -136,3 +137,22 @@ class DivergenceGuard(training.Extension):
             self.losses = [] if stored is None else [float(v) for v in np.asarray(stored).ravel()]
         else:
             serializer('losses', np.asarray(self.losses, dtype=np.float64))
+
+
+class SkipNonFinite(object):
+    """Optimizer hook: when the gradient has an inf or NaN anywhere, zero it for this
+    update (and report ``skipped`` = 1 for the log). Clipping cannot rescue such a
+    gradient (inf / inf = NaN), and one NaN update ruins every parameter for good, which
+    is how the IRNN's occasional exploding batch ends a long run. Runs before clipping."""
+    name = 'SkipNonFinite'
+    timing = 'pre'
+    call_for_each_param = False
+
+    def __call__(self, optimizer):
+        grads = [p.grad for p in optimizer.target.params() if p.grad is not None]
+        xp = api.array_module(grads[0]) if grads else np
+        finite = all(bool(xp.isfinite(g).all()) for g in grads)
+        if not finite:
+            for g in grads:
+                g[...] = 0
+        chainer.report({'skipped': 0.0 if finite else 1.0})

@@ -28,6 +28,7 @@ from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import recovery
 from irnn_chainer.run import runfolder
 from irnn_chainer.run import schedule
+from irnn_chainer.run import fused_update
 from irnn_chainer import settings
 from irnn_chainer.data import sources
 from irnn_chainer.model import weights
@@ -96,23 +97,7 @@ class _IntervalOrEnd(object):
         self.stop.serialize(serializer['stop'])
 
 
-class SkipNonFinite(object):
-    """Optimizer hook: when the gradient has an inf or NaN anywhere, zero it for this
-    update (and report ``skipped`` = 1 for the log). Clipping cannot rescue such a
-    gradient (inf / inf = NaN), and one NaN update ruins every parameter for good, which
-    is how the IRNN's occasional exploding batch ends a long run. Runs before clipping."""
-    name = 'SkipNonFinite'
-    timing = 'pre'
-    call_for_each_param = False
-
-    def __call__(self, optimizer):
-        grads = [p.grad for p in optimizer.target.params() if p.grad is not None]
-        xp = api.array_module(grads[0]) if grads else np
-        finite = all(bool(xp.isfinite(g).all()) for g in grads)
-        if not finite:
-            for g in grads:
-                g[...] = 0
-        chainer.report({'skipped': 0.0 if finite else 1.0})
+SkipNonFinite = recovery.SkipNonFinite  # (where the hook lived before; tests and sweeps name it here)
 
 
 def check_device_kernel(model, cfg, device, *datasets):
@@ -378,7 +363,8 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
     run's snapshot."""
     cfg = run.cfg
     train_iter = ShuffledIterator(data.train, cfg['batchsize'], seed=cfg['seed'])
-    updater = training.updaters.StandardUpdater(train_iter, optimizer, converter=convert, device=run.device)
+    # the whole update in one pass where the fused path covers the model (else the standard one)
+    updater = fused_update.FusedUpdater(train_iter, optimizer, converter=convert, device=run.device)
     run.per_epoch = -(-len(data.train) // cfg['batchsize'])
     if cfg['epoch'] is not None:
         run.stop, every = (cfg['epoch'], 'epoch'), (1, 'epoch')
