@@ -19,6 +19,7 @@ from chainer.training import updaters
 
 from irnn_chainer.run import fused_update
 from irnn_chainer.model import rnn as model_mod
+from irnn_chainer.run import optimizers
 from irnn_chainer.run import train as train_mod
 from irnn_chainer.compat import api
 from irnn_chainer.kernels import threads
@@ -39,7 +40,7 @@ def setup(optimizer='sgd', impl='fused', dtype='float32', name='irnn', skip=True
     np.random.seed(seed)
     model = L.Classifier(api.build_in_dtype(
         lambda: model_mod.build(name, n_units=10, init_std=0.1, impl=impl, **options), dtype))
-    opt = api.setup_optimizer(train_mod.make_optimizer({'optimizer': optimizer, 'lr': LR[optimizer]}), model)
+    opt = api.setup_optimizer(optimizers.make({'optimizer': optimizer, 'lr': LR[optimizer]}), model)
     if skip:
         opt.add_hook(train_mod.SkipNonFinite())
     if clip:
