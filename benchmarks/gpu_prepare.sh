@@ -7,8 +7,9 @@
 #       `pip wheel --no-deps` under constraints.txt's setuptools<82), this project (with its
 #       C kernel compiled here), the dependencies the
 #       GPU machine may lack (matplotlib, pytest, ...; not NumPy or CuPy: the machine's own
-#       are used), and the four MNIST files from $IRNN_MNIST_DIR (default ../shared/data/mnist).
-#       About 40 MB: small enough to travel with the working tree.
+#       are used), and the four MNIST files from $IRNN_MNIST_DIR (required).
+#       About 45 MB. With SLIM=1 the wheels of packages a PyTorch/JAX/CuPy image already
+#       has (matplotlib, pillow, pytest, six, protobuf, ...) are left out: about 15 MB.
 #   benchmarks/gpu_prepare.sh cupy-venv [VENV]  a throwaway venv (default /tmp/irnn-cupy-venv,
 #       ~3 GB) with cupy-cuda12x[ctk] and this project, for the opt-in no-driver tests:
 #       IRNN_CUPY_VENV=VENV .venv/bin/python -m pytest tests/test_cuda_install.py
@@ -42,7 +43,7 @@ fi
 
 DIR=${1:-dist/gpu-check}
 PY=${PY:-$(find_python "$TARGET_PY")}
-MNIST=${IRNN_MNIST_DIR:-$ROOT/../shared/data/mnist}
+MNIST=${IRNN_MNIST_DIR:?set IRNN_MNIST_DIR to the folder with the four MNIST IDX files}
 rm -rf "$DIR" && mkdir -p "$DIR/wheels"
 W=$DIR/wheels
 
@@ -56,15 +57,18 @@ pip_ wheel -q --no-deps . -w "$W"
 # Runtime dependencies as wheels for the target (CPython $TARGET_PY, manylinux x86-64),
 # without NumPy: the GPU machine's own NumPy (and CuPy) are used.
 abi=cp${TARGET_PY/./}
-pip_ download -q --only-binary=:all: --python-version "$TARGET_PY" --implementation cp --abi "$abi" \
-  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-  -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
+if [ "${SLIM:-0}" != 1 ]; then
+  pip_ download -q --only-binary=:all: --python-version "$TARGET_PY" --implementation cp --abi "$abi" \
+    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+    -d "$W" six filelock 'protobuf>=3' typing_extensions setuptools matplotlib pytest
+fi
 rm -f "$W"/numpy-*.whl
 
-ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
-# The CUDA kernel's source must be inside the project's wheel (setup.py package data).
-if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit('irnn_chainer/kernels/irnn_cuda.cu' not in n)" "$W"; then
-  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu: setup.py must ship it (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
+ls "$W"/chainer-7.8.1-*.whl "$W"/irnn_chainer-*.whl >/dev/null
+[ "${SLIM:-0}" = 1 ] || ls "$W"/matplotlib-*.whl "$W"/pytest-*.whl >/dev/null
+# The CUDA kernels' sources must be inside the project's wheel (setup.py package data).
+if ! "$PY" -c "import sys, zipfile, glob; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/irnn_chainer-*.whl')[0]).namelist(); sys.exit(not {'irnn_chainer/kernels/irnn_cuda.cu', 'irnn_chainer/kernels/irnn_whole.cu'} <= set(n))" "$W"; then
+  echo "gpu_prepare: the project's wheel lacks irnn_chainer/kernels/irnn_cuda.cu or irnn_whole.cu: setup.py must ship them (package_data={'irnn_chainer.kernels': ['*.cu']})" >&2
   exit 1
 fi
 

@@ -91,6 +91,24 @@ def register_links(chain, **links):
             chain.add_link(name, links[name])
 
 
+def stateless_gru(n_in, n_units):
+    """A GRU link called as ``gru(h, x)`` -> the next h (h and x: (batch, units / n_in)).
+
+    Chainer >= 2: ``L.StatelessGRU(in_size, out_size)``. 1.x: ``L.GRU(n_units, n_inputs)``,
+    which was the stateless one then (2.0 made ``L.GRU`` stateful and added StatelessGRU).
+    1.0 and 1.3 have no links at all.
+    """
+    try:
+        import chainer.links as L
+    except ImportError:  # 1.0 and 1.3: FunctionSet, no links
+        raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
+    if hasattr(L, 'StatelessGRU'):
+        return L.StatelessGRU(n_in, n_units)
+    if hasattr(L, 'GRU'):
+        return L.GRU(n_units, n_in)
+    raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
+
+
 @contextlib.contextmanager
 def no_graph():
     """Evaluate without building a graph and in test mode.
@@ -168,6 +186,26 @@ def gradient_clipping(threshold):
     return chainer.optimizer.GradientClipping(threshold)
 
 
+def optimizer_hooks(optimizer):
+    """[(name, hook)] of an optimizer's (or an update rule's) hooks, 'pre' then 'post'
+    (``_pre_update_hooks`` / ``_post_update_hooks`` from 4.x on, on a rule inside its
+    ``_hookable``; one ``_hooks`` dict before)."""
+    holder = getattr(optimizer, '_hookable', optimizer)
+    out = []
+    for attr in ('_pre_update_hooks', '_post_update_hooks', '_hooks'):
+        out += list(getattr(holder, attr, {}).items())
+    return out
+
+
+def init_rule_state(param):
+    """The update rule's state dict of ``param``, created now if the rule has not yet run
+    (Chainer 2+ creates it at a rule's first update, in ``UpdateRule._init_states``)."""
+    rule = param.update_rule
+    if rule.state is None:
+        rule._init_states(param)
+    return rule.state
+
+
 def setup_optimizer(optimizer, model, clip=None):
     """``optimizer.setup(model)`` plus gradient clipping when ``clip`` is set.
 
@@ -209,6 +247,14 @@ def update(optimizer, model, loss):
     if clip:
         optimizer.clip_grads(clip)
     optimizer.update()
+
+
+def array_of(v):
+    """The array inside a Variable (``.array`` from Chainer 3 on, ``.data`` before); an array
+    is returned as it is."""
+    if isinstance(v, chainer.Variable):
+        return v.array if hasattr(v, 'array') else v.data
+    return v
 
 
 def array_module(x):

@@ -24,13 +24,13 @@ from irnn_chainer.data import mnist as data
 from irnn_chainer.errors import UsageError
 from irnn_chainer.compat import api
 
-BLOG_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'results', 'blog-own-irnn-pixel')
+BLOG_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'results', 'blog', 'blog-own-irnn-pixel')
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='predict MNIST test images with a trained IRNN run')
     parser.add_argument('--run', default=os.path.relpath(BLOG_RUN),
-                        help='run folder (or snapshot) of irnn-chainer train (default: results/'
+                        help='run folder (or snapshot) of irnn-chainer train (default: results/blog/'
                              'blog-own-irnn-pixel, the blog\'s own setting after 96 epochs)')
     parser.add_argument('-n', type=int, default=10, help='how many test images (default 10)')
     parser.add_argument('--data-dir', help='folder with the MNIST IDX files (default: the embedded subset)')

@@ -14,6 +14,7 @@ import pytest
 import irnn_chainer  # noqa: F401  (compat shims first)
 import chainer
 
+from irnn_chainer.run import optimizers
 from irnn_chainer.run import train as train_mod
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import runfolder
@@ -84,7 +85,7 @@ def single_process_on_the_union(tmp_path, iterations, pull=0.0, ema=0.0):
     model = model_for(cfg)
     start = {name: p.array.copy() for name, p in model.predictor.namedparams()}
     averages = []
-    opt = api.setup_optimizer(train_mod.make_optimizer(cfg), model)
+    opt = api.setup_optimizer(optimizers.make(cfg), model)
     opt.add_hook(api.gradient_clipping(cfg['clip']))
     for _ in range(iterations):
         batch = iters[0].next() + iters[1].next()

@@ -33,7 +33,7 @@ def test_info_lists_versions_and_shims():
     assert code == 0, err
     for key in ('python', 'numpy', 'chainer', 'cupy', 'shims', 'cuda'):
         assert key in out
-    assert 'fused path: irnn, rnn-relu, rnn-tanh, lstm; stepwise only: none' in out
+    assert 'fused path: irnn, rnn-relu, rnn-tanh, lstm; stepwise only: gru' in out
     import numpy
     if int(numpy.__version__.split('.')[0]) >= 2:
         assert 'numpy.sctypes' in out  # NumPy 2 removed it and Chainer 7.8 needs it
@@ -119,7 +119,7 @@ def test_info_names_the_blas_thread_count():
     assert line.startswith('threads  1 (from IRNN_THREADS') and 'BLAS under NumPy: openblas 1' in line, line
 
 
-# ---------------------------------------------------------------------- flags (issue 15, group 5)
+# ---------------------------------------------------------------------- flags
 
 def in_process(capsys, *argv):
     from irnn_chainer.commands import cli

@@ -85,6 +85,7 @@ def test_wheel_holds_the_package_data_and_the_c_kernel(installed):
     assert 'irnn_chainer/data/embedded/README.md' in names
     assert 'irnn_chainer/compat/shims.py' in names
     assert 'irnn_chainer/kernels/irnn_cuda.cu' in names   # CuPy compiles it at run time
+    assert 'irnn_chainer/kernels/irnn_whole.cu' in names  # (the whole update's kernels)
     assert any(n.startswith('irnn_chainer/kernels/_irnn_cpu.') and n.endswith('.so') for n in names)
     assert not any(n.startswith(('tests/', 'compat/', 'tools/')) for n in names)
 
@@ -93,7 +94,7 @@ def test_installed_package_runs_from_the_venv_with_its_c_kernel(installed, user_
     venv, _ = installed
     env, work = user_env
     where = run([os.path.join(venv, 'bin', 'python'), '-c',
-                 'import irnn_chainer; from irnn_chainer.data import mnist as d; print(irnn_chainer.__file__); '
+                 'import irnn_chainer, irnn_chainer.data.mnist as d; print(irnn_chainer.__file__); '
                  'print(d.embedded_path())'], work, env).split()
     site = os.path.join(venv, 'lib')
     assert all(p.startswith(site) for p in where), where

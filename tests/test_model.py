@@ -231,3 +231,89 @@ def test_lstm_forget_bias_and_forward_equal_numpy():
     expected = h @ m.h_to_y.W.array.T + m.h_to_y.b.array
     np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)
     np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)  # state reset between calls
+
+
+# ---- the GRU baseline (stepwise, Chainer's stateless GRU link) ---------------------------
+
+def numpy_gru_forward(m, ids):
+    """The GRU of Cho et al. by hand: r, z gates, candidate on r * h, h' = (1 - z) h + z h~."""
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    g = m.gru
+    lin = lambda l, v: v @ l.W.array.T + l.b.array  # noqa: E731
+    E = m.pixel_to_h.W.array
+    h = np.zeros((ids.shape[0], m.n_units))
+    for t in range(ids.shape[1]):
+        x = E[ids[:, t]]
+        r = sig(lin(g.W_r, x) + lin(g.U_r, h))
+        z = sig(lin(g.W_z, x) + lin(g.U_z, h))
+        cand = np.tanh(lin(g.W, x) + lin(g.U, r * h))
+        h = (1 - z) * h + z * cand
+    return h @ m.h_to_y.W.array.T + m.h_to_y.b.array
+
+
+def gru_model(rng, n_units=4, n_in=12):
+    from irnn_chainer.model import build
+    m = api.build_in_dtype(lambda: build('gru', n_units=n_units, n_in=n_in), 'float64')
+    for p in m.params():
+        p.array[...] = rng.normal(0, 0.5, p.shape)
+    return m
+
+
+def test_gru_forward_equals_numpy():
+    rng = np.random.RandomState(11)
+    m = gru_model(rng)
+    ids = rng.randint(0, 12, size=(3, 7)).astype(np.int32)
+    expected = numpy_gru_forward(m, ids)
+    np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)
+    np.testing.assert_allclose(m(ids).array, expected, rtol=1e-10)  # no state kept between calls
+
+
+def test_gru_gradient_check():
+    rng = np.random.RandomState(12)
+    m = gru_model(rng, n_units=3, n_in=10)
+    ids = rng.randint(0, 10, size=(2, 4)).astype(np.int32)
+    gy = rng.normal(size=(2, 10))
+    gradient_check.check_backward(
+        lambda x: m(x), ids, gy, params=tuple(m.params()), no_grads=[True],
+        eps=1e-6, atol=1e-7, rtol=1e-6, dtype=np.float64)
+
+
+def test_gru_initialisation_and_refusals():
+    from irnn_chainer.model import build
+    m = build('gru', n_units=5, init_std=0.001)
+    assert m.pixel_to_h.W.shape == (256, 5) and m.h_to_y.W.shape == (10, 5)
+    assert float(np.abs(m.h_to_y.b.array).max()) == 0.0
+    assert 0 < float(m.pixel_to_h.W.array.std()) < 0.002  # N(0, 0.001)
+    with pytest.raises(ValueError, match='stepwise only'):
+        build('gru', n_units=5, impl='fused')
+    with pytest.raises(ValueError, match=r'x: expected shape \(batch, time\)'):
+        m(np.zeros(784, np.int32))
+
+
+def test_gru_trains_resumes_and_is_used_by_evaluate_predict_report_and_load(tmp_path):
+    """The GRU through every command, as the LSTM goes: a short real run under a preset."""
+    import json
+    import os
+    from irnn_chainer.commands import evaluate, predict, report
+    from irnn_chainer.data import mnist
+    from irnn_chainer.run import train
+    out = str(tmp_path / 'gru')
+    flags = dict(model='gru', preset='fast', dataset='embedded', train_limit=32, test_limit=16, batchsize=8,
+                 unit=6, iteration=4, eval_batchsize=16)
+    train.train(dict(flags, iteration=2), out, progress=False, log=lambda *a: None)
+    trainer = train.train({'iteration': 4}, None, resume=out, progress=False, log=lambda *a: None)
+    assert trainer.updater.iteration == 4
+    cfg = json.load(open(os.path.join(out, 'config.json')))
+    assert (cfg['model'], cfg['impl_used'], cfg['lr'], cfg['h0_noise']) == ('gru', 'stepwise', 1e-3, 0.0)
+    log = json.load(open(os.path.join(out, 'log')))
+    assert all(np.isfinite(r['main/loss']) for r in log)
+    r = evaluate.evaluate(out, log=lambda *a: None)
+    assert r['n'] == 16 and 0 <= r['accuracy'] <= 1 and np.isclose(r['loss'], log[-1]['validation/main/loss'])
+    images = mnist.get_mnist('embedded', None, None, 16, log=lambda *a: None).test_x
+    run = irnn_chainer.load(out)
+    probs = run.predict(images)
+    assert probs.shape == (16, 10) and np.allclose(probs.sum(1), 1)
+    np.testing.assert_allclose(probs, predict.load(out).predict(images))
+    path, rows = report.write_report([out], str(tmp_path / 'report'))
+    assert [row['model'] for row in rows] == ['gru'] and os.path.exists(path)
+    assert 'GRU' in open(path).read()

@@ -1,7 +1,7 @@
-"""Runs made before the reshaping of issue 16 still evaluate, resume and load, and the same
+"""Runs made before the RNN classes became one still evaluate, resume and load, and the same
 command today trains the same model under the same parameter names.
 
-The fixtures (tests/fixtures/runs-before-issue16, README there) were written by the code of
+The fixtures (tests/fixtures/runs-before-one-rnn-class, README there) were written by the code of
 commit c874615: the gist's pixel IRNN (``pixel_to_h``, ``h_to_h``, ``h_to_y``; permuted,
 RMSprop), a two-layer rnn-tanh on pixels and the adding problem (both ``x_to_h1``,
 ``h1_to_h1``, ...; the adding problem a regression).
@@ -34,9 +34,9 @@ from irnn_chainer.errors import UsageError
 import realmnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-issue16')
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-one-rnn-class')
 # the command each fixture was made with (its README); `fast --permute` then meant RMSprop
-# 3e-5 held constant, no h_0 noise, which today's flags have to say (issue 19 changed it)
+# 3e-5 held constant, no h_0 noise, which today's flags have to say (the preset changed since)
 COMMANDS = {
     'pixel-irnn-permuted': '--dataset embedded --train-limit 32 --test-limit 16 --unit 8 -b 16 --epoch 1 '
                            '--preset fast --permute --lr 3e-5 --lr-schedule constant --lr-min 0 '
@@ -151,7 +151,7 @@ def test_an_old_run_resumes_and_keeps_its_names(old_run):
     assert runfolder.snapshot_number(os.path.basename(newest)) == trainer.updater.iteration
     after = sorted(npz(newest))
     # every path of the old snapshot is still written (the model's, the optimizer's state, the
-    # iterator's...); what is new is the state of extensions added since (issue 19's schedule
+    # iterator's...); what is new is the state of extensions added since (the schedule's
     # and divergence guard), never the model's
     assert set(before) <= set(after), sorted(set(before) - set(after))
     model_paths = [k for k in after if k.startswith('updater/model:main/')]
@@ -175,7 +175,7 @@ def test_the_same_command_today_trains_the_same_model(tmp_path, capsys):
         skip = {'run_id', 'versions'}
         assert {k: v for k, v in new_cfg.items() if k in old_cfg and k not in skip} == \
             {k: v for k, v in old_cfg.items() if k not in skip}
-        # what is new: settings added since (issue 19), at their defaults
+        # what is new: settings added since, at their defaults
         # (a schedule spelled 'constant' is the default's, None: no schedule)
         added = {k: new_cfg[k] for k in set(new_cfg) - set(old_cfg)}
         if added.get('lr_schedule') == 'constant':
@@ -202,9 +202,9 @@ def test_every_run_in_results_resolves_and_builds_its_model(config):
 
 
 def test_the_committed_blog_run_loads_with_its_newest_weights():
-    """results/blog-own-irnn-pixel carries its last snapshot (made by the code before this
+    """results/blog/blog-own-irnn-pixel carries its last snapshot (made by the code before this
     change): load_run_model gives the gist's model with exactly those weights."""
-    run = os.path.join(ROOT, 'results', 'blog-own-irnn-pixel')
+    run = os.path.join(ROOT, 'results', 'blog', 'blog-own-irnn-pixel')
     snaps = runfolder.snapshots(run)
     if not snaps:
         pytest.skip('no snapshot in %s' % run)
@@ -218,10 +218,10 @@ def test_the_committed_blog_run_loads_with_its_newest_weights():
 
 
 def _finished_runs():
-    """results/ runs that reached their planned epochs, with their model.npz (the weights of
+    """results/GROUP/ runs that reached their planned epochs, with their model.npz (the weights of
     the last logged evaluation); the plain and identity RNNs (the LSTM's evaluation is slow)."""
     found = []
-    for config in sorted(glob.glob(os.path.join(ROOT, 'results', '*', 'config.json'))):
+    for config in sorted(glob.glob(os.path.join(ROOT, 'results', '*', '*', 'config.json'))):
         run = os.path.dirname(config)
         saved = json.load(open(config))
         log = os.path.join(run, 'log')
@@ -230,7 +230,7 @@ def _finished_runs():
             continue
         last = json.load(open(log))[-1]
         if saved.get('epoch') and last['epoch'] == saved['epoch'] and not saved.get('train_limit'):
-            found.append(os.path.basename(run))
+            found.append(os.path.relpath(run, os.path.join(ROOT, 'results')))
     return found
 
 
@@ -239,7 +239,7 @@ def test_a_finished_run_in_results_evaluates_to_its_last_logged_accuracy(name):
     """The committed weights of a finished run are the ones its log speaks of: evaluated on
     the real MNIST test set, they give the log's last test accuracy and loss."""
     data_dir = realmnist.folder()
-    run = os.path.join(ROOT, 'results', name)
+    run = os.path.join(ROOT, 'results', *name.split('/'))
     last = json.load(open(os.path.join(run, 'log')))[-1]
     r = evaluate_mod.evaluate(run, data_dir=data_dir, log=quiet)
     assert os.path.basename(r['model']) == 'model.npz'
@@ -258,3 +258,36 @@ def test_an_old_run_of_the_replaced_subset_is_refused_on_todays_subset(monkeypat
     msg = str(e.value)
     assert "the data differ from the run's: expected sha256 2e59d27e64bb931a" in msg and OLD_SOURCE in msg
     assert '--allow-changed-data' in msg and '\n' not in msg
+
+
+# ---- a run made before the layout by role and the one table of settings -------------------
+
+BEFORE_LAYOUT = os.path.join(ROOT, 'tests', 'fixtures', 'runs-before-layout', 'adding-cosine-pull-ema')
+BEFORE_LAYOUT_CMD = ('--dataset adding --length 6 --train-limit 64 --test-limit 16 --unit 5 -b 16 --log-interval 2 '
+                     '--optimizer rmsprop --lr 1e-3 --lr-schedule cosine --identity-decay 1 --ema 0.99 '
+                     '--skip-nonfinite --dropout 0.1 --no-progress')
+
+
+def test_a_snapshot_from_before_the_layout_resumes_to_the_same_weights_as_todays_run(tmp_path):
+    old = str(tmp_path / 'old')
+    shutil.copytree(BEFORE_LAYOUT, old)
+    new = str(tmp_path / 'new')  # the same run today: 3 updates (the cosine planned over 3), resumed to 6
+    assert cli.main(['train'] + BEFORE_LAYOUT_CMD.split() + ['--iteration', '3', '-o', new]) == 0
+    snap_old, snap_new = (npz(os.path.join(d, 'snapshot_iter_3')) for d in (old, new))
+    assert sorted(snap_old) == sorted(snap_new)  # the same extensions under the same names
+    for k in snap_old:  # every array the same, times aside
+        if 'elapsed_time' not in k and k != 'extensions/LogReport/_log':
+            np.testing.assert_array_equal(snap_old[k], snap_new[k], err_msg=k)
+    strip = lambda log: [{k: v for k, v in r.items() if k != 'elapsed_time'} for r in json.loads(str(log))]  # noqa
+    assert strip(snap_old['extensions/LogReport/_log']) == strip(snap_new['extensions/LogReport/_log'])
+    for run in (old, new):
+        assert cli.main(['train', '--resume', run, '--iteration', '6', '--no-progress']) == 0
+    for name in (runfolder.MODEL_FILE, runfolder.EMA_MODEL_FILE):
+        a, b = npz(os.path.join(old, name)), npz(os.path.join(new, name))
+        assert sorted(a) == sorted(b)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg='%s %s' % (name, k))
+    log_old, log_new = (json.load(open(os.path.join(d, 'log'))) for d in (old, new))
+    assert [r['iteration'] for r in log_old] == [r['iteration'] for r in log_new] == [2, 3, 4, 6]
+    assert log_old[-1]['validation/main/loss'] == log_new[-1]['validation/main/loss']
+    assert log_old[-1]['lr'] == log_new[-1]['lr']

@@ -273,7 +273,7 @@ def test_inverted_image_is_refused_and_invert_flag_reads_it(work, mnist_run, mni
     _, rows = read_predictions(stdout)
     np.testing.assert_allclose(probabilities(rows), numpy_irnn_probs(mnist_run, image[None]), rtol=1e-4,
                                atol=1e-6)
-    # no image of the real MNIST test set looks inverted (the rule's margin, measured: README)
+    # no image of the real MNIST test set looks inverted (the rule's margin, measured: docs/predict.md)
     assert not any(predict_mod.looks_inverted(im) for im in mnist_test.test_x)
 
 

@@ -1,4 +1,4 @@
-"""Issue 19's training features: noise on h_0, the learning-rate schedules, and what a run
+"""The training features of a long IRNN run: noise on h_0, the learning-rate schedules, and what a run
 does when it diverges (rollback to the last good snapshot at a lower rate, or stop)."""
 import json
 import math
@@ -272,7 +272,7 @@ def test_plateau_lowers_the_rate_when_training_accuracy_stalls():
 
 class Overflow(chainer.training.Extension):
     """Fault injection, once: at iteration ``at`` the recurrent matrix becomes 1.5 I, so
-    every later forward pass overflows over 784 steps (the IRNN's failure mode, issue 19)."""
+    every later forward pass overflows over 784 steps (the IRNN's failure mode)."""
     trigger = 1, 'iteration'
     priority = chainer.training.PRIORITY_WRITER + 10  # before the evaluation of that iteration
 
@@ -593,3 +593,42 @@ def test_evaluate_and_load_take_a_runs_model_ema_npz(tmp_path, capsys):
     assert main(['evaluate', os.path.join(run, 'config.json')]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'config.json: expected a run folder or one of its weight files' in err, err
+
+
+# ---- gradient noise (--grad-noise) ------------------------------------------------------------
+
+def test_grad_noise_is_the_annealed_gaussian_keyed_by_the_update():
+    """One SGD update by hand: the step with noise minus the step without is -lr times the
+    noise drawn from RandomState([seed, rank, t, 4]) with variance eta / (1 + t)^0.55."""
+    import chainer.links as L
+    from irnn_chainer.run import schedule
+    lr, eta, seed = 0.1, 0.3, 7
+    steps = []
+    for noise in (False, True):
+        np.random.seed(0)
+        model = L.Classifier(model_mod.IRNN(n_units=3, n_in=5, n_out=2))
+        opt = chainer.optimizers.SGD(lr=lr)
+        opt.setup(model)
+        opt.t = 2  # the third update of a run: t = 2 updates made before it
+        if noise:
+            opt.add_hook(schedule.GradientNoise(eta, seed))
+        x = np.array([[1, 2, 3], [4, 0, 1]], np.int32)
+        before = {n: p.array.copy() for n, p in model.namedparams()}
+        opt.update(model, x, np.array([0, 1], np.int32))
+        steps.append({n: p.array - before[n] for n, p in model.namedparams()})
+    rng = np.random.RandomState([seed, 0, 2, 4])
+    std = np.sqrt(eta / 3.0 ** 0.55)
+    for name in sorted(steps[0]):
+        noise = rng.normal(0.0, std, steps[0][name].shape).astype(np.float32)
+        np.testing.assert_allclose(steps[1][name] - steps[0][name], -lr * noise, rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_grad_noise_run_resumes_exactly_and_differs_from_no_noise(tmp_path):
+    a, c = resumes_exactly(tmp_path, dict(SMALL, grad_noise=1e-4))
+    assert not np.array_equal(a['h_to_h/W'], c['h_to_h/W'])
+
+
+def test_grad_noise_refusals():
+    with pytest.raises(UsageError, match=r'^--grad-noise: expected a variance >= 0, got -1'):
+        settings.resolve_config({'grad_noise': -1.0})

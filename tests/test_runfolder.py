@@ -1,4 +1,4 @@
-"""Never lose a run, never run a stranger's code, never show a traceback (issue 15).
+"""Never lose a run, never run a stranger's code, never show a traceback.
 
 Every file we read (snapshots, model.npz, config.json, permutation.npy, --data) is loaded
 with pickles refused and checked; the run folder holds one run, ours, locked while it runs.

@@ -1,4 +1,4 @@
-"""Own sequences (issue 7): the stacked real/ids RNN (model.RNN) against a NumPy loop and
+"""Own sequences: the stacked real/ids RNN (model.RNN) against a NumPy loop and
 gradient_check (stepwise and fused), the adding problem (generator and learning below its
 baseline), data files (.npz, long CSV) with a crafted bad file for every validation error,
 the stratified test split, and the training/CLI integration."""

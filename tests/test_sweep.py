@@ -198,7 +198,7 @@ def _study(url, name='s'):
 
 def test_workers_starting_together_on_an_empty_database_all_get_in(pg_url):
     # They race to create Optuna's tables; the losers must retry, not fail.
-    code = ('import sys; from irnn_chainer import sweep; '
+    code = ('import sys; from irnn_chainer.commands import sweep; '
             'sweep.make_study(sweep.open_storage(sys.argv[1]), "race", "maximize"); print("ok")')
     for round_ in range(2):
         url = new_database(pg_url, 'race%d' % round_)

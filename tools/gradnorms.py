@@ -7,7 +7,7 @@ gradient norm (median, 10th/90th percentile, range), how many batches the run's 
 rescale and by how much, each parameter's own gradient norm, and for each recurrent matrix
 (h_to_h, h1_to_h1, ...) its spectral radius and mean diagonal.
 
-    python tools/gradnorms.py results/recipe-irnn-pixel-2 --data-dir ../shared/data/mnist
+    python tools/gradnorms.py results/ablations/recipe-irnn-pixel-2 --data-dir DIR
 
 RUN is a run folder (its newest weights) or a snapshot file in one.
 """

@@ -10,7 +10,7 @@ on real MNIST training batches of 16, from the initial weights of seed 0:
 - after --updates real SGD updates (the library's model and Chainer's SGD, float32), how
   many of the 100 diagonal entries differ from 1.0, and the largest change off the diagonal.
 
-    python tools/lr_1e8.py --data-dir ../shared/data/mnist [--permute]
+    python tools/lr_1e8.py --data-dir MNIST_DIR [--permute]
 
 ``--permute``: the pixels in the order of ``--permute`` runs of that seed (the library's
 permutation).

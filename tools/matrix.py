@@ -268,6 +268,14 @@ def cell_check():
         _, res['losses_big'], _, changed = train(BIG_LR)
         res['changed_big'] = changed
         res['model_kind'] = api.model_kind(model)
+        # the GRU baseline's link (compat.api.stateless_gru): which Chainers have one
+        try:
+            gru = api.stateless_gru(3, 4)
+            h = gru(api.as_input(np.zeros((2, 4), np.float32)), api.as_input(np.ones((2, 3), np.float32)))
+            shape = tuple(api.array_of(h).shape)
+            res['gru'] = type(gru).__name__ if shape == (2, 4) else 'wrong shape %s' % (shape,)
+        except NotImplementedError:
+            res['gru'] = 'none'
         res['stage'] = 'done'
     except BaseException as e:  # report any failure as data
         import traceback
@@ -352,7 +360,7 @@ def shim_letters(names):
 
 
 def table(rows):
-    head = ['chainer', 'numpy', 'install', 'import', 'model', 'shims', 'losses (lr 1e-8)', 'eval',
+    head = ['chainer', 'numpy', 'install', 'import', 'model', 'GRU link', 'shims', 'losses (lr 1e-8)', 'eval',
             'losses (lr %g)' % BIG_LR, 's/iter', 'max rel diff', 'status']
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
@@ -363,7 +371,7 @@ def table(rows):
             chainer, r.get('numpy', NUMPYS[np_key]),
             '%s (%.0f s)' % (r['install'], r.get('install_s', 0)) if 'install' in r else '-',
             ('ok (%.1f s)' % r['import_s']) if 'import_s' in r else 'FAILED',
-            r.get('model_kind', '-'),
+            r.get('model_kind', '-'), r.get('gru', '-'),
             shim_letters(r.get('shims', [])),
             fmt(r.get('losses')), '%.9f' % r['eval_loss'] if 'eval_loss' in r else '-',
             fmt(r.get('losses_big')),

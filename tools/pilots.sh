@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 19's pilots, side by side: each candidate trains on the first 20000 training images
+# The pilots of the fast preset, side by side: each candidate trains on the first 20000 training images
 # and is scored on the first 2000 test images (the IRNN set: 6 epochs = 7500 updates at
 # batch 16; the plain-RNN set: 3 epochs). One process per pilot, one thread each, one after
 # another; a pilot already finished (its model.npz) is not run again.
@@ -8,7 +8,7 @@ set -euo pipefail
 SET=${1:?usage: tools/pilots.sh irnn|rnn OUTDIR [--permute]}
 OUT=${2:?usage: tools/pilots.sh irnn|rnn OUTDIR [--permute]}
 shift 2
-DATA=${IRNN_MNIST_DIR:-$(dirname "$0")/../../shared/data/mnist}
+DATA=${IRNN_MNIST_DIR:?set IRNN_MNIST_DIR to the folder with the four MNIST IDX files}
 BIN=${IRNN_BIN:-irnn-chainer}
 EPOCHS=6
 [ "$SET" = rnn ] && EPOCHS=3

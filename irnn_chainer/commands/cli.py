@@ -21,33 +21,6 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value):
-        raise argparse.ArgumentTypeError('expected a finite number, got %r' % text)
-    return value
-
-
-def _non_negative_float(text):
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('expected a number >= 0, got %r' % text)
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError('expected an integer in 0 .. 2**32 - 1 (4294967295), got %r' % text)
-    return value
-
-
 def _positive_int(text):
     try:
         value = int(text)
@@ -58,97 +31,56 @@ def _positive_int(text):
     return value
 
 
+def _typed(setting):
+    """argparse's ``type`` for a declared setting: its parse, errors as one line."""
+    def parse(text):
+        try:
+            value = setting.parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e))
+        return os.path.abspath(value) if setting.kind == 'path' else value
+    parse.__name__ = setting.kind  # argparse names the type in some messages
+    return parse
+
+
+def add_setting(p, setting, **extra):
+    """One declared setting (settings.SETTINGS) as a flag. Run-defining flags default to
+    None, "not given", so that --resume keeps the run's own and a preset fills them."""
+    names = [setting.flag] + ([setting.short] if setting.short else [])
+    kwargs = dict(help=setting.help + (' [--resume may change it]' if setting.resumable else ''),
+                  default=None, dest=setting.name)
+    if setting.kind == 'bool':
+        kwargs['action'] = 'store_true'
+    else:
+        kwargs['type'] = _typed(setting)
+        if setting.choices is not None:
+            kwargs['choices'] = setting.choices
+            kwargs['type'] = str
+        if setting.metavar:
+            kwargs['metavar'] = setting.metavar
+    kwargs.update(extra)
+    return p.add_argument(*names, **kwargs)
+
+
 def add_train_arguments(p):
-    # Run-defining flags default to None: "not given", so --resume can keep the run's own.
-    p.add_argument('--model', choices=('irnn', 'rnn-relu', 'rnn-tanh', 'lstm'),
-                   help='irnn (default); rnn-relu / rnn-tanh: N(0, init-std) recurrent matrix; '
-                        'lstm: Chainer\'s LSTM, forget-gate bias 1')
-    p.add_argument('--optimizer', choices=('sgd', 'momentum', 'rmsprop', 'adam'),
-                   help='default sgd, as the paper')
-    p.add_argument('--preset', choices=('blog', 'paper', 'keras', 'fast'),
-                   help='fill every hyperparameter from a named setting (see README); '
-                        'flags given explicitly override it')
-    p.add_argument('--batchsize', '-b', type=_positive_int, help='mini-batch size (default 16, as the gist)')
-    length = p.add_mutually_exclusive_group()
-    length.add_argument('--epoch', '-e', type=_positive_int, help='epochs to train (default 1)')
-    length.add_argument('--iteration', type=_positive_int, help='updates to train, instead of --epoch')
-    p.add_argument('--lr', type=_finite_float, help='SGD learning rate (default 1e-8, as the paper)')
-    p.add_argument('--lr-decay', type=_finite_float, help='multiply the learning rate by this factor every '
-                   '--lr-decay-every epochs (default: no decay)')
-    p.add_argument('--lr-decay-every', type=_positive_int, help='epochs between decays (default 10)')
-    p.add_argument('--lr-schedule', choices=('constant', 'step', 'cosine', 'plateau'),
-                   help='constant (default), step (--lr-decay every --lr-decay-every epochs; the default '
-                   'when --lr-decay is given), cosine (to --lr-min over the planned updates) or plateau '
-                   '(x --lr-decay, default 0.5, after --lr-patience epochs without a better training accuracy)')
-    p.add_argument('--lr-min', type=_non_negative_float, help='the cosine schedule\'s last rate (default 0)')
-    p.add_argument('--lr-patience', type=_positive_int, help='plateau: epochs without a new best (default 3)')
-    p.add_argument('--h0-noise', type=_non_negative_float, metavar='SIGMA',
-                   help='Gaussian noise of std SIGMA on h_0 while training (default 0; evaluation starts '
-                   'from h_0 = 0); irnn, rnn-relu, rnn-tanh')
-    p.add_argument('--identity-decay', type=_non_negative_float, metavar='LAMBDA',
-                   help='after each update pull the recurrent matrix toward its identity start: '
-                   'W -= lr * LAMBDA * (W - I) (default 0: off); irnn')
-    p.add_argument('--dropout', type=_non_negative_float, metavar='P',
-                   help='while training, zero each unit of the last hidden state h_T with probability P '
-                   '(the rest x 1/(1-P)) before the classifier reads it (default 0: off)')
-    p.add_argument('--input-dropout', type=_non_negative_float, metavar='P',
-                   help='while training, set each input pixel to 0 (black) with probability P (default 0: '
-                   'off); MNIST only')
-    p.add_argument('--ema', type=_non_negative_float, metavar='DECAY',
-                   help='also evaluate a moving average of the weights (e.g. 0.999; default 0: off), '
-                   'logged as ema/main/*, saved as model_ema.npz')
-    p.add_argument('--on-divergence', choices=('rollback', 'stop', 'ignore'),
-                   help='when an epoch diverges (most updates non-finite, a non-finite test loss, or a loss above '
-                   '20x that of guessing): rollback (default: back to the last good snapshot at the rate x '
-                   '--rollback-factor), stop (one line, snapshot kept) or ignore')
-    p.add_argument('--rollback-factor', type=_finite_float, help='rate factor per rollback (default 0.5)')
-    p.add_argument('--max-rollbacks', type=int, help='rollbacks in a run before it stops (default 3)')
-    p.add_argument('--clip', type=_non_negative_float, help='gradient clipping, global L2 norm (default 1.0; 0 = off)')
-    p.add_argument('--unit', '-u', type=_positive_int, help='hidden units (default 100)')
-    p.add_argument('--init-std', type=_non_negative_float, help='std of the N(0, s) input/output weights (default 0.001)')
-    p.add_argument('--seed', type=_seed, help='seed for initial weights, shuffling and --permute (default 0)')
-    p.add_argument('--permute', action='store_true', default=None,
-                   help='permuted pixel MNIST: one fixed random permutation of the 784 pixels')
-    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded', 'adding'),
-                   help='auto (default): full MNIST if found or downloadable, else the embedded '
-                        'subset (20000 training, 2000 test images); mnist: full MNIST or fail; embedded: the subset; '
-                        'adding: the adding problem (--length T)')
-    p.add_argument('--data-dir', help='folder with the four MNIST IDX files (or env IRNN_MNIST_DIR)')
-    p.add_argument('--dtype', choices=('float32', 'float64'),
-                   help='parameter dtype (default float32; lr 1e-8 cannot move the identity '
-                        'diagonal in float32)')
-    p.add_argument('--train-limit', type=_positive_int, help='use only the first N training images')
-    p.add_argument('--test-limit', type=_positive_int, help='use only the first N test images')
-    p.add_argument('--validation', type=_positive_int, metavar='N',
-                   help='hold out the last N of the training images and evaluate on them instead of '
-                        'the test set (to choose settings without looking at the test set)')
-    p.add_argument('--impl', choices=('auto', 'stepwise', 'fused'),
-                   help='stepwise: one node per pixel, as the gist; fused: the whole recurrence as '
-                        'one FunctionNode; auto (default): fused where it covers the model')
-    p.add_argument('--eval-batchsize', type=_positive_int, help='batch size for evaluation (default 1000)')
-    p.add_argument('--skip-nonfinite', action='store_true', default=None,
-                   help='zero the update when the gradient has inf/NaN (the fast preset does; '
-                        'the paper\'s plain SGD does not)')
-    p.add_argument('--log-interval', type=_positive_int,
-                   help='evaluate, log, plot and snapshot every N iterations (default: every epoch)')
-    dev = p.add_mutually_exclusive_group()
-    dev.add_argument('--device', '-d', help="Chainer device spec: '@numpy' (default), '@cupy:0', ...")
-    dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
-    p.add_argument('--init-from', metavar='RUN', type=os.path.abspath,
-                   help='start from the weights of another run (its folder, a snapshot or '
-                        'model.npz) with this run\'s settings and a fresh optimizer')
-    p.add_argument('--communicator', metavar='NAME',
-                   help='data-parallel training with ChainerMN under mpiexec -n N: naive (the CPU '
-                        'communicator); --batchsize is per process (README)')
-    add_threads_argument(p)
-    p.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
-    p.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
-    p.add_argument('--force', action='store_true', help='start a new run in a folder that holds one '
-                   '(removes that run\'s files) or files that are not a run\'s')
-    p.add_argument('--allow-changed-data', action='store_true',
+    """Every run setting, in its --help group, then the options of the command itself."""
+    from irnn_chainer import settings
+    groups = {name: p.add_argument_group(name) for name in settings.GROUPS}
+    length = groups[settings.TRAINING].add_mutually_exclusive_group()
+    device = groups[settings.DEVICE].add_mutually_exclusive_group()
+    for s in settings.SETTINGS:
+        where = length if s.name in ('epoch', 'iteration') else device if s.name == 'device' else groups[s.group]
+        add_setting(where, s)
+    device.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
+    add_threads_argument(groups[settings.DEVICE])
+    g = p.add_argument_group('the run folder')
+    g.add_argument('--out', '-o', help='output folder (default: result; with --resume: the run folder)')
+    g.add_argument('--resume', '-r', help='continue a run: its folder or one of its snapshot files')
+    g.add_argument('--force', action='store_true', help='start a new run in a folder that holds one '
+                   '(removes that run\'s files, once the new run has been checked) or files that are not a run\'s')
+    g.add_argument('--allow-changed-data', action='store_true',
                    help='resume although the data differ from the run\'s (config.json\'s sha256)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    add_sequence_arguments(p)
+    g.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
 def add_threads_argument(p):
@@ -156,50 +88,6 @@ def add_threads_argument(p):
                    help='threads of the C kernels, and at most N for the BLAS under NumPy (default: '
                         'env IRNN_THREADS, else the cores this process may use, BLAS uncapped; 1 '
                         'per process under --communicator); the kernels give the same results for any N')
-
-
-def _layers(text):
-    from irnn_chainer import settings
-    try:
-        return settings.parse_layers(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
-        raise argparse.ArgumentTypeError('expected a fraction between 0 and 1, got %r' % text)
-    return value
-
-
-def add_sequence_arguments(p):
-    """Own data, stacked layers, the adding problem (irnn_chainer/data/sequences.py; docs/own-data.md)."""
-    g = p.add_argument_group('your own sequences (docs/own-data.md)')
-    g.add_argument('--data', type=os.path.abspath, metavar='FILE',
-                   help='train on FILE instead of MNIST: .npz with x, y (optional x_test, y_test) '
-                        'or a long-format .csv (seq, t, features..., label)')
-    g.add_argument('--input', choices=('ids', 'real'),
-                   help='ids: integer ids (N, T) through an EmbedID; real: float features (N, T, D) '
-                        'through a Linear; default: from the dtype of x')
-    g.add_argument('--task', choices=('classification', 'regression'),
-                   help='classification (softmax, classes 0..K-1 from the labels) or regression '
-                        '(MSE); default: from the dtype of y')
-    g.add_argument('--test-split', type=_fraction, metavar='F',
-                   help='hold out a seeded fraction F as the test set (stratified by class) when '
-                        'the file has no x_test, y_test')
-    g.add_argument('--layers', type=_layers, metavar='N1,N2,..',
-                   help='stacked IRNN layers, e.g. 100,50 (instead of --unit); each layer\'s '
-                        'recurrent matrix starts as (--identity-scale) x identity')
-    g.add_argument('--identity-scale', type=_finite_float, metavar='S',
-                   help='recurrent matrices start as S x I (default 1; the paper used 0.01 for speech)')
-    g.add_argument('--input-bias', action='store_true', default=None,
-                   help='give the real-valued input projection a bias (off by default, as the paper)')
-    g.add_argument('--length', type=_positive_int, metavar='T',
-                   help='sequence length of --dataset adding (default 150)')
 
 
 def _positive_float(text):
@@ -213,7 +101,7 @@ def _positive_float(text):
 
 
 def add_sweep_arguments(p):
-    g = p.add_argument_group('sweep (irnn_chainer/commands/sweep.py; README, "Sweeps")')
+    g = p.add_argument_group('sweep (docs/sweeps.md)')
     g.add_argument('--study', default='irnn', help='study name (default irnn); every worker of a '
                    'sweep uses the same')
     g.add_argument('--trials', type=_positive_int, default=20,
@@ -245,6 +133,8 @@ def build_parser():
     parser = Parser(
         prog='irnn-chainer',
         description="IRNN (Le, Jaitly & Hinton 2015) on pixel-by-pixel MNIST, in Chainer")
+    parser.add_argument('--version', action='version', version='irnn-chainer %s' % irnn_chainer.__version__,
+                        help='print the version and exit')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', parser_class=Parser)
     sub.required = True
     p = sub.add_parser('train', help='train an IRNN (log, plots and snapshots in --out)')
@@ -254,11 +144,13 @@ def build_parser():
     p.add_argument('--allow-changed-data', action='store_true',
                    help='evaluate although the data differ from the run\'s (config.json\'s sha256)')
     p.add_argument('--data-dir', help='folder with the MNIST IDX files, if not the run\'s own')
-    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'))
-    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
+    p.add_argument('--dataset', choices=('auto', 'mnist', 'embedded'),
+                   help="where the test images come from, if not the run's own source (see train --dataset)")
+    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000,
+                   help='sequences per evaluation batch (default 1000)')
     dev = p.add_mutually_exclusive_group()
-    dev.add_argument('--device', '-d')
-    dev.add_argument('--gpu', '-g', type=int)
+    dev.add_argument('--device', '-d', help="Chainer device spec (default: the run's), e.g. '@numpy', '@cupy:0'")
+    dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
     add_threads_argument(p)
     p = sub.add_parser('predict', help='apply a trained run to new inputs: one CSV row per sequence')
     p.add_argument('run', help=RUN_HELP)
@@ -269,10 +161,11 @@ def build_parser():
     p.add_argument('--force', action='store_true', help='replace the -o file if it exists')
     p.add_argument('--invert', action='store_true',
                    help='the images are dark digits on a light background: use 255 - pixel')
-    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000)
+    p.add_argument('--batchsize', '-b', type=_positive_int, default=1000,
+                   help='sequences per batch (default 1000)')
     dev = p.add_mutually_exclusive_group()
     dev.add_argument('--device', '-d', help="Chainer device spec (default: the run's)")
-    dev.add_argument('--gpu', '-g', type=int)
+    dev.add_argument('--gpu', '-g', type=int, help='GPU id (alias of --device @cupy:N; -1 = CPU)')
     add_threads_argument(p)
     p.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
     sub.add_parser('info', help='versions, compat shims applied, CUDA and kernel availability')
@@ -287,6 +180,34 @@ def build_parser():
         'compare', help='the library vs the 2015 gist revisions (Chainer 1.0.1, 1.3.0): '
                         'same seed and data, per-iteration losses side by side'))
     return parser
+
+
+def flags_reference():
+    """docs/flags.md: every sub-command's flags by --help group, from the parser itself (so
+    from settings.SETTINGS); tools/flags_doc.py writes it and a test keeps it current."""
+    parser = build_parser()
+    lines = ['# Flags', '', 'Every flag of every `irnn-chainer` command, as `--help` gives them. Generated from '
+             'the declarations in `irnn_chainer/settings.py` and `irnn_chainer/commands/cli.py` by '
+             '`python tools/flags_doc.py`; do not edit by hand.', '']
+    commands = parser._subparsers._group_actions[0]
+    for action in commands._choices_actions:
+        sub = commands.choices[action.dest]
+        lines += ['## irnn-chainer %s' % action.dest, '', action.help + '.', '']
+        for group in sub._action_groups:
+            rows = [a for a in group._group_actions if a.help is not argparse.SUPPRESS and a.dest != 'help']
+            if not rows:
+                continue
+            title = group.title if group.title not in ('options', 'optional arguments') else 'options'
+            lines += ['### %s' % title, '', '| flag | |', '|---|---|']
+            for a in rows:
+                names = ', '.join('`%s`' % n for n in a.option_strings) or '`%s`' % (a.metavar or a.dest)
+                if a.choices is not None:
+                    names += ' {%s}' % ', '.join(str(c) for c in a.choices)
+                elif a.nargs != 0 and a.option_strings:
+                    names += ' %s' % (a.metavar or a.dest.upper())
+                lines.append('| %s | %s |' % (names, (a.help or '').replace('|', '\\|')))
+            lines.append('')
+    return '\n'.join(lines)
 
 
 def cmd_train(args):

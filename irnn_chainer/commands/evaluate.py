@@ -31,7 +31,7 @@ def evaluate(run_dir, data_dir=None, dataset=None, batchsize=1000, device=None, 
     dev = api.get_device(cfg['device'])
     data = sources.load(cfg, folder, log=log)
     sources.check_same(cfg, data, allow_changed_data)
-    _, model, model_path = load_run_model(run_dir, device=cfg['device'], data=data)
+    _, model, model_path = load_run_model(run_dir, device=cfg['device'], data=data, cfg=cfg)
     it = chainer.iterators.SerialIterator(data.test, batchsize, repeat=False, shuffle=False)
     t0 = time.time()
     reporter = chainer.Reporter()  # Evaluator reports through the current reporter

@@ -158,7 +158,7 @@ class Predictor(object):
                 y = self.model(batch)
                 if self.task == 'classification':
                     y = F.softmax(y)
-                out[start:start + len(batch)] = _to_numpy(y.array if hasattr(y, 'array') else y.data)
+                out[start:start + len(batch)] = _to_numpy(api.array_of(y))
                 if progress is not None:
                     progress(min(start + len(batch), len(x)), len(x))
         return out

@@ -9,6 +9,7 @@ import json
 import os
 
 from irnn_chainer import files
+from irnn_chainer.model.rnn import MODELS
 
 # Test accuracy (%) the paper reports (Le, Jaitly & Hinton 2015, section 4.2), by model and task.
 PAPER = {
@@ -20,8 +21,11 @@ PAPER = {
 CHANCE = 10.0
 
 
-# The paper's table: its rows, the models' names in it, and which runs fill each cell.
-TABLE_ROWS = (('irnn', 'IRNN'), ('lstm', 'LSTM'), ('rnn-tanh', 'RNN + tanh'), ('rnn-relu', 'RNN + ReLU'))
+# The paper's table: its rows (the paper's models in its order, then every other model of
+# the registry), the models' names in it, and which runs fill each cell.
+_PAPER_ORDER = ('irnn', 'lstm', 'rnn-tanh', 'rnn-relu')
+TABLE_ROWS = tuple((m, MODELS[m].label) for m in
+                   _PAPER_ORDER + tuple(m for m in MODELS if m not in _PAPER_ORDER))
 TASKS = ('pixel', 'permuted')
 
 
@@ -238,7 +242,8 @@ def _summarise_regression(run):
 
 
 # table.png: a colour per model, a line style per column of the table
-MODEL_COLOURS = {'irnn': 'tab:red', 'lstm': 'tab:blue', 'rnn-tanh': 'tab:green', 'rnn-relu': 'tab:purple'}
+_COLOURS = ('tab:red', 'tab:blue', 'tab:green', 'tab:purple', 'tab:orange', 'tab:brown', 'tab:pink', 'tab:olive')
+MODEL_COLOURS = {m: _COLOURS[i % len(_COLOURS)] for i, (m, _) in enumerate(TABLE_ROWS)}
 KIND_STYLES = {'ours': '-', 'paper': '--', 'blog': ':'}
 KIND_WORDS = {'ours': 'our recipe', 'paper': "paper's setting", 'blog': "the blog's setting"}
 

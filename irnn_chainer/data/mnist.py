@@ -25,7 +25,8 @@ import numpy as np
 
 from irnn_chainer import files
 from irnn_chainer.data import download, idx, subset
-from irnn_chainer.errors import DataError, shown
+from irnn_chainer.data.sequences import uses_own_data
+from irnn_chainer.errors import DataError, UsageError, shown
 
 # the public names of the modules by role, importable from here as before
 from irnn_chainer.data.idx import (  # noqa: F401
@@ -191,3 +192,22 @@ def apply_permutation(x, perm):
         raise DataError('pixel permutation: expected each of 0..%d exactly once, found repeats '
                         'or positions out of range' % (n - 1))
     return x[:, perm]
+
+
+# ---- the rules between settings that are pixel MNIST's (settings.RULES lists them) --------
+
+def input_dropout_applies(cfg):
+    """--input-dropout sets pixels to 0 (black): MNIST's; why not, or None."""
+    if uses_own_data(cfg):
+        return ('sets MNIST pixels to 0 (black); expected MNIST, got %s'
+                % ('--data %s' % cfg['data'] if cfg.get('data') else '--dataset %s' % cfg['dataset']))
+    return None
+
+
+def check_mnist_settings(cfg, given, saved):
+    """--data-dir only where MNIST files are read; --validation holds out MNIST images."""
+    if cfg.get('data_dir') and (cfg['dataset'] in ('embedded', 'adding') or cfg.get('data')):
+        raise UsageError('--data-dir %s: not used by a run on %s (refused rather than ignored)'
+                         % (cfg['data_dir'], '--data' if cfg.get('data') else '--dataset ' + cfg['dataset']))
+    if cfg.get('validation') is not None and uses_own_data(cfg):
+        raise UsageError('--validation: holds out MNIST training images; for --data use --test-split')

@@ -11,6 +11,8 @@ Each 28x28 image is read as 784 pixel ids (0..255), one per timestep::
 as the identity with zero bias (the "I" in IRNN); the other weights are N(0, 0.001).
 The same :class:`RNN` stacks layers and reads real-valued features (your own sequences).
 """
+import collections
+
 import numpy as np
 
 import chainer
@@ -123,7 +125,7 @@ class RNN(chainer.Chain):
     #: paper); evaluation always starts from 0. ``noise_key``: the seed of the update's draws
     #: (this noise, ``--dropout``'s and ``--input-dropout``'s masks), set per update by the
     #: trainer (schedule.NoiseKey) so that a resumed run draws the same. The noise: one-layer
-    #: models over ids only (settings.py refuses the others).
+    #: models over ids only (h0_noise_applies refuses the others).
     h0_noise = 0.0
     noise_key = None
     #: ``--dropout`` and ``--input-dropout``: see :func:`readout_dropout`, :func:`input_dropout`.
@@ -270,30 +272,120 @@ class LSTM(chainer.Chain):
         return self.forward(x)
 
 
-#: --model name -> (class, keyword arguments, whether the fused path covers it)
+class GRU(chainer.Chain):
+    """A GRU baseline (Cho et al. 2014), stepwise: pixel ids through an EmbedID, Chainer's
+    stateless GRU link (:func:`irnn_chainer.compat.api.stateless_gru`) one step per pixel,
+    the class read from the last hidden state; N(0, init_std) input and output weights."""
+
+    dropout = 0.0        # --dropout, --input-dropout and their per-update seed, as in RNN
+    input_dropout = 0.0
+    noise_key = None
+
+    def __init__(self, n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise'):
+        super(GRU, self).__init__()
+        if impl != 'stepwise':
+            raise ValueError('impl: the GRU runs stepwise only, got %r' % (impl,))
+        self.n_units, self.n_in, self.n_out, self.impl = n_units, n_in, n_out, impl
+        normal = initializers.Normal(init_std)
+        api.register_links(
+            self,
+            pixel_to_h=L.EmbedID(n_in, n_units, initialW=normal),
+            gru=api.stateless_gru(n_units, n_units),
+            h_to_y=L.Linear(n_units, n_out, initialW=normal, initial_bias=0),
+        )
+
+    def forward(self, x):
+        x = input_dropout(check_ids(x, self.n_in), self.input_dropout, self.noise_key, self.xp)
+        xs = self.xp.ascontiguousarray(x.T)
+        h = self.xp.zeros((x.shape[0], self.n_units), self.h_to_y.W.dtype)
+        for t in range(xs.shape[0]):
+            h = self.gru(h, self.pixel_to_h(xs[t]))
+        return self.h_to_y(readout_dropout(h, self.dropout, self.noise_key, self.xp))
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+class ModelSpec(collections.namedtuple('ModelSpec', 'cls kwargs fused help label family')):
+    """A ``--model``: its class and keyword arguments, whether the fused path covers it,
+    its help text, its name in tables and plots, and its ``family``: ``rnn`` (the Elman
+    RNN: own data, stacked layers, h_0 noise) or ``gated`` (pixel ids, one layer)."""
+
+
+#: --model name -> its ModelSpec. A new baseline is one entry here (and its tests).
 MODELS = {
-    'irnn': (IRNN, {}, True),
-    'rnn-relu': (RNN, {'activation': 'relu', 'recurrent_init': 'normal'}, True),
-    'rnn-tanh': (RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, True),
-    'lstm': (LSTM, {}, True),
+    'irnn': ModelSpec(IRNN, {}, True, 'the IRNN: ReLU, recurrent matrix = identity (default)', 'IRNN', 'rnn'),
+    'rnn-relu': ModelSpec(RNN, {'activation': 'relu', 'recurrent_init': 'normal'}, True,
+                          'ReLU RNN, N(0, init-std) recurrent matrix', 'RNN + ReLU', 'rnn'),
+    'rnn-tanh': ModelSpec(RNN, {'activation': 'tanh', 'recurrent_init': 'normal'}, True,
+                          'tanh RNN, N(0, init-std) recurrent matrix', 'RNN + tanh', 'rnn'),
+    'lstm': ModelSpec(LSTM, {}, True, 'Chainer\'s LSTM, forget-gate bias 1', 'LSTM', 'gated'),
+    'gru': ModelSpec(GRU, {}, False, 'Chainer\'s GRU, stepwise', 'GRU', 'gated'),
 }
+
+
+def model_help():
+    return '; '.join('%s: %s' % (name, spec.help) for name, spec in MODELS.items())
 
 
 def build(name='irnn', n_units=100, n_in=256, n_out=10, init_std=0.001, impl='stepwise', **options):
     """The model called ``name`` (one of :data:`MODELS`); ``options`` go to the RNN
-    (``input``, ``identity_scale``, ``input_bias``, ``gist_names``); the LSTM takes none."""
+    (``input``, ``identity_scale``, ``input_bias``, ``gist_names``); the gated ones take none."""
     if name not in MODELS:
         raise ValueError('model: expected one of %s, got %r' % (', '.join(MODELS), name))
-    cls, kwargs, _ = MODELS[name]
-    return cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl,
-               **dict(kwargs, **options))
+    spec = MODELS[name]
+    return spec.cls(n_units=n_units, n_in=n_in, n_out=n_out, init_std=init_std, impl=impl,
+                    **dict(spec.kwargs, **options))
+
+
+# ---- the rules between settings that are the models' (settings.RULES lists them) ----------
+
+def _own_data(cfg):
+    return bool(cfg.get('data')) or cfg.get('dataset') == 'adding'
+
+
+def beyond_the_gist(cfg):
+    """Settings the gist's model did not have: own data, stacked layers, a scaled identity,
+    an input bias (the gated baselines take none of them)."""
+    return (_own_data(cfg) or bool(cfg.get('layers')) or cfg.get('identity_scale', 1.0) != 1.0
+            or bool(cfg.get('input_bias')))
+
+
+def _listed(names, last):
+    names = list(names)
+    return names[0] if len(names) == 1 else '%s %s %s' % (', '.join(names[:-1]), last, names[-1])
+
+
+def _family(name):
+    return [m for m, v in MODELS.items() if v.family == name]
+
+
+def h0_noise_applies(cfg):
+    """``--h0-noise`` is the one-layer pixel RNNs' (RNN.h0_noise); why not, or None."""
+    if MODELS[cfg['model']].family != 'rnn' or beyond_the_gist(cfg):
+        return ('covers the one-layer pixel models %s, not %s'
+                % (_listed(_family('rnn'), 'and'),
+                   cfg['model'] if MODELS[cfg['model']].family != 'rnn' else 'own data or --layers'))
+    return None
+
+
+def check_impl(cfg, given, saved):
+    if cfg['impl'] == 'fused' and not MODELS[cfg['model']].fused:
+        raise UsageError('--impl fused: the fused recurrence covers %s, not %s (it runs stepwise)'
+                         % (', '.join(m for m, v in MODELS.items() if v.fused), cfg['model']))
+
+
+def check_model_data(cfg, given, saved):
+    if beyond_the_gist(cfg) and MODELS[cfg['model']].family != 'rnn':
+        raise UsageError('--model %s: not available with --data, --dataset adding or --layers (use %s)'
+                         % (cfg['model'], _listed(_family('rnn'), 'or')))
 
 
 def resolve_impl(cfg):
     """'auto' -> the fused recurrence where it covers the model and a kernel loads, else stepwise."""
     if cfg['impl'] != 'auto':
         return cfg['impl']
-    if not MODELS[cfg['model']][2]:
+    if not MODELS[cfg['model']].fused:
         return 'stepwise'
     try:
         import irnn_chainer.model.fused  # noqa: F401
@@ -316,7 +408,7 @@ def for_run(cfg, data):
         raise UsageError('--input-bias: only for real-valued input (--input real); ids go through '
                          'an EmbedID, which has no bias')
     n_units, options = cfg['unit'], {}
-    if cfg['model'] != 'lstm':  # the LSTM baseline takes pixel MNIST only (settings.py)
+    if MODELS[cfg['model']].family == 'rnn':  # the gated baselines take pixel MNIST only
         gist = data.kind == 'mnist' and not cfg.get('layers') and cfg.get('identity_scale', 1.0) == 1.0
         n_units = cfg['unit'] if gist else list(cfg.get('layers') or [cfg['unit']])
         options = dict(input=data.input, identity_scale=cfg.get('identity_scale', 1.0),
@@ -365,10 +457,7 @@ def check_real(x, n_features, dtype=None, name='x'):
     what was expected and what was given (Chainer's own error for a 2-D input to a Linear
     is "Expect: in_types[0].ndim >= 2, Actual: 1 < 2", which says neither).
     """
-    if isinstance(x, chainer.Variable):
-        arr = x.array if hasattr(x, 'array') else x.data
-    else:
-        arr = x
+    arr = api.array_of(x)
     if not hasattr(arr, 'dtype') or not hasattr(arr, 'ndim'):
         raise TypeError('%s: expected a float array with shape (batch, time, %d), got %s'
                         % (name, n_features, type(arr).__name__))

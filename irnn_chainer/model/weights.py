@@ -96,14 +96,15 @@ def newest_weights(run_dir):
     return path
 
 
-def load_run_model(run_dir, device=None, data=None):
+def load_run_model(run_dir, device=None, data=None, cfg=None):
     """(cfg, model, weights_path): the run's settings (its config.json) and its model, loss
     wrapper included, with its newest weights (or those of the weights file ``run_dir``
     names: a snapshot, model.npz or model_ema.npz), on ``device`` (default: the run's).
     ``data``: the :class:`sources.RunData` the model is for (default: what config.json says of
-    the run's data; nothing is read)."""
+    the run's data; nothing is read). ``cfg``: the run's settings, when the caller has
+    already read them (config.json is then not read again)."""
     run_dir, weights_file = split_run(run_dir)
-    cfg = runfolder.read_config(run_dir)
+    cfg = dict(cfg) if cfg is not None else runfolder.read_config(run_dir)
     if device is not None:
         cfg['device'] = device
     model = model_mod.for_run(cfg, data if data is not None else sources.from_config(cfg))

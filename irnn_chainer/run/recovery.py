@@ -1,6 +1,6 @@
 """Noticing that a run has diverged, and what then happens (``--on-divergence``).
 
-The IRNN's failure mode (issue 19): the training loss jumps (to ~1e3), then 784 steps of a
+The IRNN's failure mode: the training loss jumps (to ~1e3), then 784 steps of a
 recurrence a little above 1 overflow on every batch, every gradient is non-finite, every
 update is skipped (``--skip-nonfinite``) or ruins the weights, and the run sits at chance
 for as long as it is left running. :class:`DivergenceGuard` judges every logging interval

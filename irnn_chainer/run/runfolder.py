@@ -25,6 +25,7 @@ import shutil
 import uuid
 
 from irnn_chainer import files
+from irnn_chainer import settings
 
 CONFIG_FILE = 'config.json'
 LOG_FILE = 'log'
@@ -41,16 +42,6 @@ RUN_FILES = (CONFIG_FILE, LOG_FILE, 'loss.png', 'accuracy.png', MODEL_FILE, EMA_
 # random characters), compat.api / files.write_atomic (.tmp-*), older .tmp suffixes
 _LEFTOVER = re.compile(r'^(tmp%s\d+.*|%s[a-z0-9_]{8}|\.tmp-.*|.*\.tmp(\.png)?)$'
                        % (SNAPSHOT_PREFIX, LOG_FILE))
-
-# Types of the settings in config.json, checked when a run is resumed or evaluated.
-_INT = ('batchsize', 'epoch', 'iteration', 'unit', 'seed', 'train_limit', 'test_limit',
-        'eval_batchsize', 'log_interval', 'lr_decay_every', 'length', 'per_epoch', 'train_size',
-        'test_size', 'workers', 'n_in', 'n_out')
-_FLOAT = ('lr', 'clip', 'init_std', 'lr_decay', 'identity_scale', 'test_split')
-_BOOL = ('permute', 'skip_nonfinite', 'input_bias')
-_STR = ('model', 'optimizer', 'preset', 'dataset', 'data_dir', 'dtype', 'impl', 'device',
-        'communicator', 'init_from', 'data', 'input', 'task', 'run_id', 'data_sha256')
-
 
 def snapshot_number(name):
     rest = name[len(SNAPSHOT_PREFIX):]
@@ -108,24 +99,9 @@ def read_config(run_dir):
     if not os.path.lexists(path):
         raise files.FileError('%s: not an irnn-chainer run folder (no %s)' % (run_dir, CONFIG_FILE))
     cfg = files.read_json(path, "a run's settings (a JSON object)")
-    for key, value in cfg.items():
-        if value is None:
-            continue
-        if key in _BOOL:
-            ok, want = isinstance(value, bool), 'true or false'
-        elif key in _INT:
-            ok, want = isinstance(value, int) and not isinstance(value, bool), 'an integer'
-        elif key in _FLOAT:
-            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), 'a number'
-        elif key in _STR:
-            ok, want = isinstance(value, str), 'a text'
-        elif key == 'layers':
-            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                                 for v in value)
-            want = 'a list of positive integers'
-        else:
-            continue
-        if not ok:
+    for key, value in cfg.items():  # the types settings.py declares
+        want = settings.config_type_error(key, value)
+        if want:
             raise files.FileError('%s: %s: expected %s, found %s' % (path, key, want, json_repr(value)))
     return cfg
 

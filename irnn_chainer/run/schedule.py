@@ -23,8 +23,56 @@ import numpy as np
 from chainer import training
 
 from irnn_chainer.compat import api
+from irnn_chainer.errors import UsageError
+from irnn_chainer.model import rnn
 
-SCHEDULES = ('constant', 'step', 'cosine', 'plateau')
+def _constant(s, iteration, epoch):
+    return s.lr
+
+
+def _step(s, iteration, epoch):
+    return s.lr * s.decay ** (epoch // s.every)
+
+
+def _cosine(s, iteration, epoch):
+    progress = min(1.0, iteration / float(s.total)) if s.total else 0.0
+    return s.lr_min + (s.lr - s.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+#: --lr-schedule name -> the base rate of the update after ``iteration`` updates and ``epoch``
+#: whole epochs, from the LRSchedule's settings (a rollback's or a plateau's scale multiplies
+#: it). A new schedule is one function and one entry here (and its test). plateau's base
+#: rate is constant: its lowering is the scale (LRSchedule.__call__).
+SCHEDULES = {'constant': _constant, 'step': _step, 'cosine': _cosine, 'plateau': _constant}
+
+
+# ---- the rules between settings that are the schedule's (settings.RULES lists them) -------
+
+def check_lr_settings(cfg, given, saved):
+    """--lr-decay belongs to the step and plateau schedules; --lr-min is below --lr."""
+    if (given.get('lr_decay') is not None and given.get('lr_schedule') is None and not saved
+            and cfg['lr_schedule'] in ('constant', 'cosine')):
+        cfg['lr_schedule'] = None  # an explicit step decay takes the place of a preset's schedule
+    if cfg['lr_schedule'] in ('constant', 'cosine') and cfg['lr_decay']:
+        if given.get('lr_decay') is not None:
+            raise UsageError('--lr-decay %s: not used by --lr-schedule %s (it applies to step and plateau)'
+                             % (cfg['lr_decay'], cfg['lr_schedule']))
+        cfg['lr_decay'] = None  # a preset's step decay gives way to the schedule asked for
+    if not 0 <= float(cfg['lr_min']) < cfg['lr']:
+        raise UsageError('--lr-min: expected a rate in [0, --lr = %s), got %s' % (cfg['lr'], cfg['lr_min']))
+
+
+def identity_decay_applies(cfg):
+    """The pull (:class:`IdentityDecay`) is toward the IRNN's identity start; why not, or None."""
+    if not issubclass(rnn.MODELS[cfg['model']].cls, rnn.IRNN):
+        return 'pulls the identity-initialised recurrent matrix of --model irnn, not of %s' % cfg['model']
+    return None
+
+
+def check_identity_decay(cfg, given, saved):
+    if cfg['identity_decay'] * cfg['lr'] > 1:
+        raise UsageError('--identity-decay: expected at most 1 / --lr = %g (a pull past the identity), got %s'
+                         % (1.0 / cfg['lr'], cfg['identity_decay']))
 
 
 def schedule_name(cfg):
@@ -61,14 +109,7 @@ class LRSchedule(training.Extension):
 
     def value(self, iteration, epoch):
         """The rate for the update after ``iteration`` updates and ``epoch`` whole epochs."""
-        if self.kind == 'step':
-            base = self.lr * self.decay ** (epoch // self.every)
-        elif self.kind == 'cosine':
-            progress = min(1.0, iteration / float(self.total)) if self.total else 0.0
-            base = self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        else:
-            base = self.lr
-        return base * self.scale
+        return SCHEDULES[self.kind](self, iteration, epoch) * self.scale
 
     def _set(self, trainer):
         u = trainer.updater
@@ -153,3 +194,35 @@ class IdentityDecay(training.Extension):
             diag = api.array_module(W).arange(n)
             W *= 1.0 - c
             W[diag, diag] += c * self.scale
+
+
+class GradientNoise(object):
+    """``--grad-noise ETA``: Gaussian noise of variance ``ETA / (1 + t) ** 0.55`` added to the
+    gradient of update t (t = 0, 1, ...), as Neelakantan et al. (2015, "Adding gradient noise
+    improves learning for very deep networks") anneal it. The draws are keyed by (seed,
+    rank, t), t being the optimizer's own update count, which snapshots keep: a resumed run
+    draws the same noise. An optimizer hook, after the non-finite check, before clipping."""
+    name = 'GradientNoise'
+    timing = 'pre'
+    call_for_each_param = False
+
+    def __init__(self, eta, seed, rank=0):
+        self.eta, self.seed, self.rank = float(eta), int(seed), int(rank)
+
+    def __call__(self, optimizer):
+        t = int(optimizer.t)  # updates made before this one
+        std = math.sqrt(self.eta / (1.0 + t) ** 0.55)
+        rng = np.random.RandomState([self.seed, self.rank, t, 4])  # 4: apart from NoiseKey's streams
+        for _, param in sorted(optimizer.target.namedparams()):
+            if param.grad is None:
+                continue
+            noise = rng.normal(0.0, std, param.grad.shape).astype(param.grad.dtype)
+            param.grad += api.array_module(param.grad).asarray(noise)
+
+
+def gradient_noise(run):
+    """The run's GradientNoise hook (train.HOOKS lists this), if --grad-noise is on."""
+    cfg = run.cfg
+    if not cfg['grad_noise']:
+        return []
+    return [GradientNoise(cfg['grad_noise'], cfg['seed'], run.comm.rank if run.comm is not None else 0)]

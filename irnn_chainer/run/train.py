@@ -22,6 +22,7 @@ from chainer.training import extensions
 
 from irnn_chainer.run import averaging
 from irnn_chainer.run import distributed as dist
+from irnn_chainer.run import optimizers
 from irnn_chainer import files
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import recovery
@@ -114,19 +115,6 @@ class SkipNonFinite(object):
         chainer.report({'skipped': 0.0 if finite else 1.0})
 
 
-def make_optimizer(cfg):
-    name, lr = cfg['optimizer'], cfg['lr']
-    if name == 'sgd':
-        return chainer.optimizers.SGD(lr=lr)
-    if name == 'momentum':
-        return chainer.optimizers.MomentumSGD(lr=lr, momentum=0.9)
-    if name == 'rmsprop':  # Keras' defaults: rho 0.9, epsilon 1e-7
-        return chainer.optimizers.RMSprop(lr=lr, alpha=0.9, eps=1e-7)
-    if name == 'adam':
-        return chainer.optimizers.Adam(alpha=lr)
-    raise UsageError('--optimizer: expected one of %s, got %r' % (', '.join(settings.OPTIMIZERS), name))
-
-
 def check_device_kernel(model, cfg, device, *datasets):
     """On a GPU the CUDA kernel checks itself at its first use (kernels/cuda.py). Make that
     first use happen here, on a training and an evaluation batch, before the trainer: a
@@ -160,7 +148,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
     rolled back to its last good snapshot at a lower rate, or stopped (recovery.py)."""
     lr_factor = None
     while True:
-        held = []
+        held, run = [], None
         try:
             run = prepare(cli, out, resume, force, progress, log, held, lr_factor)
             data = load_data(run, allow_changed_data)
@@ -169,7 +157,7 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
             return run_and_save(run, data, trainer)
         except recovery.Diverged as d:
             run_dir = held[0].path if held else out
-            resume, force, lr_factor = _after_divergence(d, run_dir, log)
+            resume, force, lr_factor = _after_divergence(d, run.cfg, run_dir, log)
             out = run_dir
         except BaseException:
             for claim in held:  # refused before training began: a new run leaves nothing behind
@@ -180,13 +168,10 @@ def train(cli, out, resume=None, force=False, progress=True, log=print, extra_ex
                 claim.release()
 
 
-def _after_divergence(d, run_dir, log):
+def _after_divergence(d, cfg, run_dir, log):
     """Record a divergence in the run's rollbacks.json; return how to go on (resume from the
     last good snapshot, no --force, the rate factor), or raise the one-line error that ends
     the run (``--on-divergence stop``, no good snapshot yet, or no rollbacks left)."""
-    # config.json holds the run's resolved settings, flags given to this resume included;
-    # resolve_config fills in, as on a resume, what a run older than these settings lacks
-    cfg = settings.resolve_config({}, runfolder.read_config(run_dir))
     action, limit, factor = cfg['on_divergence'], int(cfg['max_rollbacks']), float(cfg['rollback_factor'])
     path = os.path.join(run_dir, recovery.ROLLBACKS_FILE)
     events = (files.read_json(path, 'the run\'s rollbacks (a JSON object)').get('rollbacks', [])
@@ -306,20 +291,34 @@ def load_data(run, allow_changed_data):
     return data
 
 
+def skip_nonfinite(run):
+    return [SkipNonFinite()] if run.cfg['skip_nonfinite'] else []
+
+
+def clipping(run):
+    return [api.gradient_clipping(run.cfg['clip'])] if run.cfg['clip'] else []
+
+
+#: The optimizer's hooks, one function per feature, in the order they act on the gradient:
+#: a non-finite gradient zeroed first (noise or clipping cannot rescue it), the noise, then
+#: the clip that bounds the sum. Each takes the run and returns a list of hooks.
+HOOKS = (skip_nonfinite, schedule.gradient_noise, clipping)
+
+
 def build(run, data):
     """Step 3: the model (model.for_run), its initial weights (``--init-from``), the
-    optimizer with its hooks (skip non-finite updates, then clip; averaged over the ranks)."""
+    optimizer with its hooks (:data:`HOOKS`; under MPI the gradients are averaged over the
+    ranks before them)."""
     cfg = run.cfg
     model = model_mod.for_run(cfg, data)
     if cfg['init_from'] and not run.snapshot:
         weights.init_weights(model, cfg['init_from'], log=run.log)
     api.to_device(model, run.device)
     check_device_kernel(model, cfg, run.device, data.train, data.test)
-    optimizer = api.setup_optimizer(make_optimizer(cfg), model)
-    if cfg['skip_nonfinite']:
-        optimizer.add_hook(SkipNonFinite())  # before clipping: hooks run in the order added
-    if cfg['clip']:
-        optimizer.add_hook(api.gradient_clipping(cfg['clip']))
+    optimizer = api.setup_optimizer(optimizers.make(cfg), model)
+    for feature in HOOKS:  # hooks run on each update's gradient in the order added
+        for hook in feature(run):
+            optimizer.add_hook(hook)
     if run.comm is not None:  # gradients averaged over the ranks before the hooks and the step
         optimizer = dist.multi_node_optimizer(optimizer, model, run.comm)
     run.model = model
@@ -343,7 +342,15 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
         every = (cfg['log_interval'], 'iteration')
     run.stop_trigger = _StopTrigger(chainer.training.triggers.IntervalTrigger(*run.stop))
     trainer = training.Trainer(updater, run.stop_trigger, out=run.out)
-    _extend(run, trainer, data, model, every, table_out)
+    # Every interval (every epoch, or the whole run when shorter) and at the last iteration
+    # too, so a run of --iteration N always ends with a test evaluation. Triggers keep state:
+    # each extension gets its own.
+    run.every, run.table_out = every, table_out
+    run.interval = lambda: _IntervalOrEnd(every, run.stop)
+    for feature in EXTENSIONS:
+        for ext in feature(run, data, model):
+            if run.root or not ext.root:
+                trainer.extend(ext.extension, trigger=ext.trigger, name=ext.name)
     for ext in extra_extensions:
         trainer.extend(ext)
     if run.snapshot:  # under MPI every rank loads rank 0's snapshot (why that is exact: distributed.py)
@@ -354,77 +361,113 @@ def assemble(run, data, model, optimizer, table_out=None, extra_extensions=()):
     return trainer
 
 
-def _extend(run, trainer, data, model, every, table_out):
-    """The Trainer's extensions: logs, plots, snapshots and the table on rank 0 only."""
-    cfg = run.cfg
+class Ext(object):
+    """One Trainer extension of a feature: what :func:`assemble` passes to ``trainer.extend``;
+    ``root``: rank 0 only (logs, plots, snapshots, the table) under ``--communicator``."""
 
-    def extend_root(extension, **kwargs):
-        if run.root:
-            trainer.extend(extension, **kwargs)
+    def __init__(self, extension, trigger=None, name=None, root=False):
+        self.extension, self.trigger, self.name, self.root = extension, trigger, name, root
 
-    def interval():
-        # Every epoch (or the whole run, when shorter), and at the last iteration too, so a
-        # run of --iteration N always ends with a test evaluation. Triggers keep state:
-        # each extension gets its own.
-        return _IntervalOrEnd(every, run.stop)
 
-    run.snapshot_ext = extensions.snapshot(filename=runfolder.SNAPSHOT_PREFIX + '{.updater.iteration}', n_retains=2)
-    test_iter = chainer.iterators.SerialIterator(data.test, cfg['eval_batchsize'], repeat=False, shuffle=False)
+def evaluation(run, data, model):
+    """The test set (or --validation's held-out images), scored every interval."""
+    test_iter = chainer.iterators.SerialIterator(data.test, run.cfg['eval_batchsize'], repeat=False, shuffle=False)
     evaluator = extensions.Evaluator(test_iter, model, converter=convert, device=run.device)
     if run.comm is not None:  # each rank evaluates its slice; the results are averaged
         evaluator = dist.multi_node_evaluator(evaluator, run.comm)
-    trainer.extend(evaluator, trigger=interval())
+    return [Ext(evaluator, run.interval())]
+
+
+def averaged_weights(run, data, model):
+    """--ema: the averaged weights (run/averaging.py), scored beside the trained ones as ema/main/*."""
     run.average = None
-    if cfg['ema']:  # the averaged weights (averaging.py), scored beside the trained ones as ema/main/*
-        run.average = averaging.WeightAverage(model, cfg['ema'])
-        trainer.extend(run.average)
-        ema_iter = chainer.iterators.SerialIterator(data.test, cfg['eval_batchsize'], repeat=False, shuffle=False)
-        ema_eval = extensions.Evaluator(ema_iter, run.average.average, converter=convert, device=run.device)
-        ema_eval.name = 'ema'
-        if run.comm is not None:
-            ema_eval = dist.multi_node_evaluator(ema_eval, run.comm)
-        trainer.extend(ema_eval, name='ema', trigger=interval())
-    ema = ['ema/main/loss', 'ema/main/accuracy'] if cfg['ema'] else []
-    extend_root(extensions.LogReport(trigger=interval()))
-    extend_root(run.snapshot_ext, trigger=interval())
-    x_key = every[1]
-    extend_root(extensions.PlotReport(['main/loss', 'validation/main/loss'] + ema[:1], x_key, trigger=interval(),
-                                      file_name='loss.png'))
+    if not run.cfg['ema']:
+        return []
+    run.average = averaging.WeightAverage(model, run.cfg['ema'])
+    ema_iter = chainer.iterators.SerialIterator(data.test, run.cfg['eval_batchsize'], repeat=False, shuffle=False)
+    ema_eval = extensions.Evaluator(ema_iter, run.average.average, converter=convert, device=run.device)
+    ema_eval.name = 'ema'
+    if run.comm is not None:
+        ema_eval = dist.multi_node_evaluator(ema_eval, run.comm)
+    return [Ext(run.average), Ext(ema_eval, run.interval(), name='ema')]
+
+
+def reports(run, data, model):
+    """The log, the snapshots, the plots and the table, every interval (rank 0)."""
+    ema = ['ema/main/loss', 'ema/main/accuracy'] if run.cfg['ema'] else []
+    run.snapshot_ext = extensions.snapshot(filename=runfolder.SNAPSHOT_PREFIX + '{.updater.iteration}',
+                                           n_retains=2)
+    out = [Ext(extensions.LogReport(trigger=run.interval()), root=True),
+           Ext(run.snapshot_ext, run.interval(), root=True)]
+    x_key = run.every[1]
+    out.append(Ext(extensions.PlotReport(['main/loss', 'validation/main/loss'] + ema[:1], x_key,
+                                         trigger=run.interval(), file_name='loss.png'), root=True))
     if data.task == 'regression':  # MSE and its constant-prediction baseline
         columns = ['main/loss', 'validation/main/loss', 'validation/main/baseline'] + ema[:1]
     else:
-        extend_root(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'] + ema[1:], x_key,
-                                          trigger=interval(), file_name='accuracy.png'))
+        out.append(Ext(extensions.PlotReport(['main/accuracy', 'validation/main/accuracy'] + ema[1:], x_key,
+                                             trigger=run.interval(), file_name='accuracy.png'), root=True))
         columns = ['main/loss', 'main/accuracy', 'validation/main/loss', 'validation/main/accuracy'] + ema[1:]
-    extend_root(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
-                                       out=table_out or sys.stdout), trigger=interval())
-    # the learning rate of every update (schedule.py); Adam's step size is called alpha
-    attr = 'alpha' if cfg['optimizer'] == 'adam' else 'lr'
-    kind = schedule.schedule_name(cfg)
+    out.append(Ext(extensions.PrintReport(['epoch', 'iteration'] + columns + ['elapsed_time'],
+                                          out=run.table_out or sys.stdout), run.interval(), root=True))
+    return out
+
+
+def learning_rate(run, data, model):
+    """The rate of every update (run/schedule.py), and its value in the log when it changes."""
+    cfg = run.cfg
+    attr, kind = optimizers.rate_attr(cfg), schedule.schedule_name(cfg)
     run.lr_schedule = schedule.LRSchedule(
         attr, cfg['lr'], kind, decay=cfg['lr_decay'], every=cfg['lr_decay_every'],
         total=run.stop[0] * (run.per_epoch if run.stop[1] == 'epoch' else 1), lr_min=cfg['lr_min'],
         patience=cfg['lr_patience'])
-    trainer.extend(run.lr_schedule)
+    out = [Ext(run.lr_schedule)]
     if kind != 'constant':
-        extend_root(extensions.observe_value(
-            'lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)), trigger=interval())
-    if cfg['on_divergence'] != 'ignore':  # judged before the interval's evaluation and snapshot
-        trainer.extend(recovery.DivergenceGuard(
-            interval(), None if data.task == 'regression' else getattr(model.predictor, 'n_out', None),
-            agree=(lambda verdict: dist.agree(run.comm, verdict)) if run.comm is not None else None))
-    if cfg['identity_decay']:  # every layer's recurrent matrix, toward its s I start
-        rnn = model.predictor
-        trainer.extend(schedule.IdentityDecay([rnn.recurrent_link(l) for l in range(1, len(rnn.layers) + 1)],
-                                              cfg['identity_decay'], rnn.identity_scale, attr))
-    if cfg['h0_noise'] or cfg['dropout'] or cfg['input_dropout']:
-        model.predictor.h0_noise = float(cfg['h0_noise'])
-        model.predictor.dropout = float(cfg['dropout'])
-        model.predictor.input_dropout = float(cfg['input_dropout'])
-        trainer.extend(schedule.NoiseKey(model.predictor, cfg['seed'], run.comm.rank if run.comm is not None else 0))
-    if run.progress and run.root:
-        trainer.extend(extensions.ProgressBar(
-            update_interval=10 if model_mod.resolve_impl(cfg) == 'stepwise' else 50))
+        out.append(Ext(extensions.observe_value('lr', lambda t: getattr(t.updater.get_optimizer('main'), attr)),
+                       run.interval(), root=True))
+    return out
+
+
+def divergence_guard(run, data, model):
+    """Judged before the interval's evaluation and snapshot (run/recovery.py)."""
+    if run.cfg['on_divergence'] == 'ignore':
+        return []
+    return [Ext(recovery.DivergenceGuard(
+        run.interval(), None if data.task == 'regression' else getattr(model.predictor, 'n_out', None),
+        agree=(lambda verdict: dist.agree(run.comm, verdict)) if run.comm is not None else None))]
+
+
+def identity_pull(run, data, model):
+    """--identity-decay: every layer's recurrent matrix pulled toward its s I start."""
+    if not run.cfg['identity_decay']:
+        return []
+    rnn = model.predictor
+    return [Ext(schedule.IdentityDecay([rnn.recurrent_link(l) for l in range(1, len(rnn.layers) + 1)],
+                                       run.cfg['identity_decay'], rnn.identity_scale, optimizers.rate_attr(run.cfg)))]
+
+
+def training_noise(run, data, model):
+    """--h0-noise, --dropout, --input-dropout: the model's draws, keyed by the update."""
+    cfg = run.cfg
+    if not (cfg['h0_noise'] or cfg['dropout'] or cfg['input_dropout']):
+        return []
+    model.predictor.h0_noise = float(cfg['h0_noise'])
+    model.predictor.dropout = float(cfg['dropout'])
+    model.predictor.input_dropout = float(cfg['input_dropout'])
+    return [Ext(schedule.NoiseKey(model.predictor, cfg['seed'], run.comm.rank if run.comm is not None else 0))]
+
+
+def progress_bar(run, data, model):
+    if not (run.progress and run.root):
+        return []
+    return [Ext(extensions.ProgressBar(update_interval=10 if model_mod.resolve_impl(run.cfg) == 'stepwise' else 50))]
+
+
+#: The run's Trainer extensions, one function per feature, in this order (the order fixes
+#: the names Chainer gives them in snapshots, e.g. PlotReport_1: append new ones at the end).
+#: Each takes (run, data, model) and returns a list of :class:`Ext`.
+EXTENSIONS = (evaluation, averaged_weights, reports, learning_rate, divergence_guard, identity_pull,
+              training_noise, progress_bar)
 
 
 def run_and_save(run, data, trainer):
