@@ -197,7 +197,8 @@ SETTINGS = (
             check=lambda v: int(v) >= 0, expected='an integer >= 0', resumable=True),
     # data
     Setting('dataset', 'auto', 'choice', 'auto (default): full MNIST if found or downloadable, else the '
-            'embedded subset (20000 training, 2000 test images); mnist: full MNIST or fail; embedded: the subset; adding: the adding problem '
+            'embedded subset (20000 training, 2000 test images); mnist: full MNIST or fail; embedded: the '
+            'subset; adding: the adding problem '
             '(--length T)', DATA, choices=('auto', 'mnist', 'embedded', 'adding')),
     Setting('data_dir', None, 'text', 'folder with the four MNIST IDX files (or env IRNN_MNIST_DIR)', DATA,
             resumable=True),

@@ -1,6 +1,7 @@
 """Sequences other than pixel MNIST: the user's own files (:mod:`.own`) and the adding
 problem (:mod:`.adding`), with the same record (:class:`Sequences`). Their public names are
-importable from here, as before the two had modules of their own.
+importable from here, as before the two had modules of their own; the rules between the
+own-data settings are here.
 """
 from irnn_chainer.data.own import (  # noqa: F401
     INPUTS, MAX_IDS, NPZ_KEYS, TASKS, SequenceDataError, Sequences, load, read_csv, read_npz, split,
