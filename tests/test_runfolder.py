@@ -517,3 +517,10 @@ def test_a_finished_run_leaves_no_lock_file(tmp_path):
     finally:
         held.release()
     assert os.listdir(str(tmp_path / 'busy')) == []
+
+
+def test_a_missing_resume_is_named_as_given(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = main(capsys, 'train', '--resume', 'no-such-run', '--no-progress')
+    line = one_line(code, err, '--resume no-such-run: not found')
+    assert "'" not in line  # the path as typed, not a Python repr

@@ -24,7 +24,7 @@ def find_snapshot(path):
     if os.path.isfile(path):
         return path
     if not os.path.isdir(path):
-        raise UsageError('--resume: expected a run folder or a snapshot file, got %r (not found)' % path)
+        raise UsageError('--resume %s: not found (expected a run folder or a snapshot file)' % path)
     snaps = runfolder.snapshots(path)
     if not snaps:
         raise UsageError('--resume: no %s* file in %s (the run never reached a snapshot: start it '

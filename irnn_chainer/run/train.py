@@ -136,8 +136,8 @@ def _relabel(labels, ylabel):
 
 class LogTable(training.Extension):
     """The table printed at each evaluation (as Chainer's PrintReport, which it replaces):
-    the columns named by :func:`column_labels`, plain text (no terminal control codes, so a
-    piped or redirected log reads cleanly). A resumed run prints its log from the start."""
+    the columns named by :func:`column_labels`, plain text when piped or redirected (on a
+    terminal one code clears the progress bar first). A resumed run prints its log from the start."""
     trigger = 1, 'iteration'
 
     def __init__(self, entries, labels, out):
@@ -147,6 +147,8 @@ class LogTable(training.Extension):
 
     def __call__(self, trainer):
         log = trainer.get_extension('LogReport').log
+        if log[self.printed:] and getattr(self.out, 'isatty', lambda: False)():
+            self.out.write('\033[J')  # on a terminal: clear the progress bar below, as PrintReport does
         if self.printed == 0 and log:
             self.out.write('  '.join(l.ljust(w) for l, w in zip(self.labels, self.widths)).rstrip() + '\n')
         for record in log[self.printed:]:
