@@ -243,7 +243,7 @@ def test_table_and_plots_name_the_held_out_set_and_the_log_keeps_its_keys(tmp_pa
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     out, table = str(tmp_path / 'run'), io.StringIO()
-    train_mod.train(dict(SMALL, iteration=6, log_interval=3, ema=0.9, validation=validation), out,
+    train_mod.train(dict(SMALL, iteration=6, log_interval=3, ema=0.9, validation=validation, on_divergence='ignore'), out,
                     progress=False, log=quiet, table_out=table)
     lines = table.getvalue().splitlines()
     assert lines[0].split()[:2] == ['epoch', 'iteration']
