@@ -44,8 +44,10 @@ if MISSING and os.environ.get('IRNN_REQUIRE_MPI') == '1':
     raise RuntimeError(MISSING + ' and IRNN_REQUIRE_MPI=1')
 needs_mpi = pytest.mark.skipif(MISSING is not None, reason=MISSING or '')
 
+# lr 1e-4: at 1e-3 RMSprop's first steps push this 8-unit identity recurrence past 1 and the
+# loss of a single update reaches ~300, which the divergence guard (rightly) stops on.
 FLAGS = dict(dataset='embedded', train_limit=64, test_limit=50, unit=8, batchsize=8,
-             optimizer='rmsprop', lr=1e-3, clip=1.0, dtype='float64', seed=3)
+             optimizer='rmsprop', lr=1e-4, clip=1.0, dtype='float64', seed=3)
 
 
 def flags(**kw):
