@@ -2,7 +2,7 @@
 
 One update = forward + backward + global-norm clipping at 1.0 + SGD step, softmax cross entropy
 on a 10-way readout of h_T, batch 16, T = 784, H = 100, float32, on real MNIST training images
-(MNIST-like synthetic ids when ../shared/data/mnist is not there):
+(MNIST-like synthetic ids when the folder $IRNN_MNIST_DIR of the four IDX files is not set):
 
 - irnn-stepwise: the faithful Chainer graph, one EmbedID + Linear + add + ReLU per pixel;
 - irnn-numpy / irnn-c-1 / irnn-c-N: the fused recurrence with the NumPy kernel, the C kernel
@@ -51,7 +51,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..'))
-MNIST = os.path.join(HERE, '..', '..', 'shared', 'data', 'mnist')
+MNIST = os.environ.get('IRNN_MNIST_DIR', '')  # the four MNIST IDX files (.gz)
 EPOCH_ITERS = 60000 // 16
 B, T, H = 16, 784, 100
 

@@ -18,7 +18,7 @@ reference the whole-update path replaces; and a breakdown of one update into its
 (the kernel's forward and backward, the rest of the whole update, converter and iterator,
 the Trainer's extensions), medians over the timed updates.
 
-    python benchmarks/bench_loop.py [--data-dir ../shared/data/mnist] [--threads N]
+    python benchmarks/bench_loop.py [--data-dir DIR (default $IRNN_MNIST_DIR)] [--threads N]
     python benchmarks/bench_loop.py --breakdown-only      # the breakdown alone
 """
 import argparse
@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 # IRNN_CHAINER_ROOT: measure the checkout there instead (e.g. the version before a change)
 sys.path.insert(0, os.environ.get('IRNN_CHAINER_ROOT') or os.path.join(HERE, '..'))
-DATA = os.path.join(HERE, '..', '..', 'shared', 'data', 'mnist')
+DATA = os.environ.get('IRNN_MNIST_DIR')  # the four MNIST IDX files
 
 
 def child(a):
@@ -141,16 +141,16 @@ def child(a):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--data-dir', default=DATA)
-    p.add_argument('--threads', type=int)
-    p.add_argument('--updates', type=int, default=2000)
+    p.add_argument('--data-dir', default=DATA, help='the four MNIST IDX files (default $IRNN_MNIST_DIR)')
+    p.add_argument('--threads', type=int, help='kernel threads (default: the cores this process may use)')
+    p.add_argument('--updates', type=int, default=2000, help='timed updates (default 2000)')
     p.add_argument('--skip-epoch', action='store_true', help='only the updates per second')
     p.add_argument('--breakdown-only', action='store_true', help='only the breakdown of an update')
     p.add_argument('--mode', choices=('updates', 'epoch', 'breakdown'), help=argparse.SUPPRESS)
     p.add_argument('--stub', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--standard', action='store_true', help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if not os.path.exists(os.path.join(a.data_dir, 'train-images-idx3-ubyte.gz')):
+    if not a.data_dir or not os.path.exists(os.path.join(a.data_dir, 'train-images-idx3-ubyte.gz')):
         p.error('--data-dir: expected the four MNIST IDX files in %s, got none' % a.data_dir)
     if a.mode:
         return child(a)

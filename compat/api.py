@@ -206,6 +206,43 @@ def init_rule_state(param):
     return rule.state
 
 
+try:  # StandardUpdater's converter call (honours input_device for either converter style)
+    from chainer.dataset.convert import _call_converter as _converter_call
+except ImportError:  # before Chainer 7
+    _converter_call = None
+
+
+def hand_update_missing(optimizer):
+    """None when this Chainer exposes what an update made by hand needs (the updater's
+    converter call, the rules' state creation, pre/post optimizer hooks and ``call_hook``),
+    else a short phrase saying what it lacks."""
+    if _converter_call is None:
+        return "this Chainer's updater has no converter call (Chainer 7 has)"
+    if not hasattr(chainer.optimizer.UpdateRule, '_init_states'):
+        return 'this Chainer creates no update-rule state on demand (UpdateRule._init_states)'
+    hookable = getattr(optimizer, '_hookable', None)
+    if hookable is None or not hasattr(hookable, '_pre_update_hooks') or not hasattr(optimizer, 'call_hook'):
+        return 'this Chainer has no pre/post optimizer hooks'
+    return None
+
+
+def call_converter(converter, batch, device):
+    """The arrays of ``batch`` as StandardUpdater converts them (see hand_update_missing)."""
+    return _converter_call(converter, batch, device)
+
+
+def update_hooks(optimizer):
+    """(pre, post): the optimizer's hooks in registration order, those Optimizer.update calls
+    before the rules' step and those after (see hand_update_missing)."""
+    hookable = optimizer._hookable
+    return list(hookable._pre_update_hooks.values()), list(hookable._post_update_hooks.values())
+
+
+def call_hook(optimizer, hook):
+    """One optimizer hook as Optimizer.update calls it (per parameter where it asks to be)."""
+    optimizer.call_hook(hook)
+
+
 def setup_optimizer(optimizer, model, clip=None):
     """``optimizer.setup(model)`` plus gradient clipping when ``clip`` is set.
 

@@ -21,6 +21,7 @@ from irnn_chainer.run import fused_update
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import optimizers
 from irnn_chainer.run import train as train_mod
+from irnn_chainer.run import schedule
 from irnn_chainer.compat import api
 from irnn_chainer.kernels import threads
 
@@ -134,11 +135,43 @@ def test_a_skipped_update_is_skipped_and_reported():
     np.testing.assert_array_equal(model.predictor.h_to_h.W.grad, 0)
 
 
+class ScaleAfter(object):
+    """A 'post' hook of our own: shrinks every weight a little after each step."""
+    timing, call_for_each_param, name = 'post', False, 'ScaleAfter'
+
+    def __call__(self, optimizer):
+        for p in optimizer.target.params():
+            p.array *= 0.999
+
+
+def other_hooks():
+    yield 'weight-decay', lambda: chainer.optimizer_hooks.WeightDecay(1e-3)  # called per parameter
+    yield 'hard-clipping', lambda: chainer.optimizer_hooks.GradientHardClipping(-0.05, 0.05)
+    yield 'grad-noise', lambda: schedule.GradientNoise(1e-4, seed=3)
+    yield 'post-hook', ScaleAfter
+
+
+@pytest.mark.parametrize('case', list(other_hooks()), ids=lambda c: c[0])
+@pytest.mark.parametrize('optimizer', ['sgd', 'rmsprop'])
+def test_any_optimizer_hook_runs_on_the_whole_path(case, optimizer):
+    """Hooks other than skip and clipping are called as Optimizer.update calls them, between
+    the skip check and clipping (as train adds --grad-noise): same losses and weights."""
+    _, make = case
+    ref_model, ref = setup(optimizer, 'fused', 'float64', whole=False, clip=None)
+    model, upd = setup(optimizer, 'fused', 'float64', clip=None)
+    for u in (ref, upd):
+        u.get_optimizer('main').add_hook(make())
+        u.get_optimizer('main').add_hook(api.gradient_clipping(1.0))
+    a, b = run(ref_model, ref, 30), run(model, upd, 30)
+    assert upd.fallback_reason is None
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=0)
+    assert_close(weights(model), weights(ref_model), 1e-12)
+    plain_model, plain = setup(optimizer, 'fused', 'float64')  # the hook changed something
+    run(plain_model, plain, 30)
+    assert any(not np.allclose(v, weights(plain_model)[k], rtol=1e-9, atol=0) for k, v in weights(model).items())
+
+
 def fallbacks():
-    yield 'no-clip-type', lambda m, u: u.get_optimizer('main').add_hook(
-        chainer.optimizer_hooks.GradientHardClipping(-1, 1)), 'optimizer hook'
-    yield 'hook', lambda m, u: u.get_optimizer('main').add_hook(chainer.optimizer_hooks.WeightDecay(1e-4)), \
-        'optimizer hook'
     yield 'rule-hook', lambda m, u: m.predictor.h_to_h.W.update_rule.add_hook(
         chainer.optimizer_hooks.WeightDecay(1e-4)), 'per-parameter'
     yield 'no-accuracy', lambda m, u: setattr(m, 'accfun', lambda y, t: chainer.functions.accuracy(y, t)), \

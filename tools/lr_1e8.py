@@ -36,13 +36,16 @@ HALF_SPACING = 2.0 ** -24
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--data-dir', default=os.path.join(os.path.dirname(__file__), '..', '..', 'shared',
-                                                      'data', 'mnist'))
+    p.add_argument('--data-dir', default=os.environ.get('IRNN_MNIST_DIR'),
+                   help='the four MNIST IDX files (default $IRNN_MNIST_DIR)')
     p.add_argument('--batches', type=int, default=20)
     p.add_argument('--updates', type=int, default=300)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--permute', action='store_true', help="permuted MNIST (the runs' permutation of --seed)")
     a = p.parse_args(argv)
+    if not a.data_dir:
+        sys.exit('lr_1e8.py: --data-dir: expected the folder of the four MNIST IDX files, got none '
+                 '(nor IRNN_MNIST_DIR)')
     try:
         x, y, _, _ = mnist.load_idx_dir(a.data_dir)
     except mnist.DataError as e:

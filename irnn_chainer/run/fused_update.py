@@ -5,8 +5,9 @@
 optimizer are ones it covers (:func:`why_not`), each update runs
 
     the fused recurrence (the CPU kernel), the readout, softmax cross-entropy and accuracy,
-    the backward pass, the optimizer's hooks (skip non-finite, global-norm clipping) and the
-    step of SGD, MomentumSGD, RMSprop or Adam,
+    the backward pass, the optimizer's hooks (skip non-finite and global-norm clipping done
+    here; any other, e.g. --grad-noise or Chainer's WeightDecay, called as Chainer calls it)
+    and the step of SGD, MomentumSGD, RMSprop or Adam,
 
 on the parameter arrays directly. Every operation is the one Chainer's functions, hooks and
 update rules perform, in the same order and dtype, so the two paths agree to rounding (the
@@ -16,8 +17,8 @@ The optimizer state lives where Chainer keeps it (each parameter's ``UpdateRule.
 either path. It reports ``main/loss``, ``main/accuracy`` and, with the skip hook, ``skipped``,
 and leaves the final gradients in ``param.grad``, as the standard update does.
 
-Anything else (another model, loss or optimizer, more hooks, per-parameter hooks, the LSTM, several layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss
-scaling, debug mode) runs the standard update, decided again at every update: the reason
+Anything else (another model, loss or optimizer, per-parameter hooks, the LSTM, several
+layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss scaling, debug mode) runs the standard update, decided again at every update: the reason
 is in ``updater.fallback_reason`` (None while the whole-update path runs). The per-update
 seeded draws of ``--h0-noise``, ``--dropout`` and ``--input-dropout`` are made exactly as the
 model makes them (:meth:`irnn_chainer.model.RNN.initial_state`,
@@ -35,41 +36,40 @@ from chainer.training import updaters
 from irnn_chainer import kernels
 from irnn_chainer.model import rnn as model_mod
 from irnn_chainer.run import recovery
+from irnn_chainer.compat import api
 
-try:  # the converter call that honours input_device (StandardUpdater's own)
-    from chainer.dataset.convert import _call_converter
-except ImportError:  # pragma: no cover  (older Chainer: the fallback reason says so)
-    _call_converter = None
 
 _RULES = (optimizers.SGD, optimizers.MomentumSGD, optimizers.RMSprop, optimizers.Adam)
 
 
-def _hook_kinds(optimizer):
-    """The optimizer's hooks as ('skip' | 'clip', hook) in their order, or None when one is
-    not a kind this path runs."""
-    clip_types = tuple(t for t in (getattr(getattr(chainer, 'optimizer_hooks', None), 'GradientClipping', None),
-                                   getattr(chainer.optimizer, 'GradientClipping', None)) if t is not None)
-    hookable = optimizer._hookable
-    if hookable._post_update_hooks:
-        return None
+def _clip_types():
+    return tuple(t for t in (getattr(getattr(chainer, 'optimizer_hooks', None), 'GradientClipping', None),
+                             getattr(chainer.optimizer, 'GradientClipping', None)) if t is not None)
+
+
+def _pre_hooks(optimizer):
+    """The optimizer's 'pre' hooks as ('skip' | 'clip' | 'hook', hook) in their order: the
+    first two done here as Chainer's do them, any other one called as Optimizer.update calls
+    it (it sees the same gradients in ``param.grad``)."""
+    clip_types = _clip_types()
     out = []
-    for hook in hookable._pre_update_hooks.values():
+    for hook in api.update_hooks(optimizer)[0]:
         if type(hook) is recovery.SkipNonFinite:
             out.append(('skip', hook))
-        elif isinstance(hook, clip_types) and type(hook) in clip_types:
+        elif type(hook) in clip_types:
             out.append(('clip', hook))
         else:
-            return None
+            out.append(('hook', hook))
     return out
 
 
 def why_not(updater):
     """None when the next update can run whole here, else a short reason (for
     ``fallback_reason``, the tests and the docs)."""
-    if _call_converter is None or not hasattr(chainer.optimizer.UpdateRule, '_init_states') or \
-            not hasattr(updater.get_optimizer('main'), '_hookable'):
-        return 'this Chainer lacks the optimizer internals the path drives (UpdateRule._init_states, hooks)'
     optimizer = updater.get_optimizer('main')
+    missing = api.hand_update_missing(optimizer)
+    if missing is not None:
+        return missing
     if type(optimizer) not in _RULES:
         return 'optimizer %s' % type(optimizer).__name__
     if updater.loss_func is not None or getattr(optimizer, '_loss_scale', None) is not None or \
@@ -88,15 +88,12 @@ def why_not(updater):
         return 'a predictor with a forward of its own'
     if rnn.xp is not np:
         return 'arrays not on the CPU'
-    if _hook_kinds(optimizer) is None:
-        return 'an optimizer hook other than skip-non-finite and gradient clipping'
     params = list(clf.params(False))
     for p in params:
         rule = p.update_rule
         if p.array is None or p.array.dtype not in (np.float32, np.float64):
             return 'a parameter that is not float32 or float64'
-        hooks = rule._hookable if rule is not None else None
-        if rule is None or hooks._pre_update_hooks or hooks._post_update_hooks or getattr(rule, '_use_fp32_update', False) or \
+        if rule is None or api.optimizer_hooks(rule) or getattr(rule, '_use_fp32_update', False) or \
                 getattr(p, '_loss_scale', None) is not None:
             return 'a per-parameter update rule hook or setting'
     hp = optimizer.hyperparam
@@ -120,7 +117,7 @@ class FusedUpdater(updaters.StandardUpdater):
             return super(FusedUpdater, self).update_core()
         iterator = self._iterators['main']
         batch = iterator.next()
-        x, t = _call_converter(self.converter, batch, self.input_device)
+        x, t = api.call_converter(self.converter, batch, self.input_device)
         optimizer = self._optimizers['main']
         whole_update(optimizer, x, t)
         if self.auto_new_epoch and iterator.is_new_epoch:
@@ -206,15 +203,20 @@ def whole_update(optimizer, x, t):
         p.grad = grads[id(p)]
     clf.y = clf.loss = clf.accuracy = None
     chainer.report({'loss': loss, 'accuracy': acc} if clf.compute_accuracy else {'loss': loss}, clf)
-    # the optimizer: its hooks, then t, then each parameter's rule (Optimizer.update)
-    for kind, hook in _hook_kinds(optimizer):
+    # the optimizer as Optimizer.update runs it: the 'pre' hooks, t, each parameter's rule,
+    # the 'post' hooks
+    for kind, hook in _pre_hooks(optimizer):
         if kind == 'skip':
             hook(optimizer)
-        else:
+        elif kind == 'clip':
             _clip(params, hook.threshold)
+        else:
+            api.call_hook(optimizer, hook)
     optimizer.t += 1
     for p in params:
         _step(optimizer, p)
+    for hook in api.update_hooks(optimizer)[1]:
+        api.call_hook(optimizer, hook)
 
 
 def _clip(params, threshold):
@@ -235,7 +237,7 @@ def _step(optimizer, param):
     if not rule.enabled:
         return
     rule.t += 1
-    rule._init_states(param)
+    api.init_rule_state(param)
     hp = rule.hyperparam
     grad, data, state = param.grad, param.array, rule.state
     if isinstance(optimizer, optimizers.MomentumSGD):
