@@ -5,8 +5,8 @@
 optimizer are ones it covers (:func:`why_not`), each update runs
 
     the fused recurrence (the CPU kernel), the readout, softmax cross-entropy and accuracy,
-    the backward pass, the optimizer's hooks (skip non-finite and global-norm clipping done
-    here; any other, e.g. --grad-noise or Chainer's WeightDecay, called as Chainer calls it)
+    the backward pass, the optimizer's hooks (global-norm clipping done here; any other, e.g.
+    skip-non-finite, --grad-noise or Chainer's WeightDecay, called as Chainer calls it)
     and the step of SGD, MomentumSGD, RMSprop or Adam,
 
 on the parameter arrays directly. Every operation is the one Chainer's functions, hooks and
@@ -18,9 +18,9 @@ either path. It reports ``main/loss``, ``main/accuracy`` and, with the skip hook
 and leaves the final gradients in ``param.grad``, as the standard update does.
 
 Anything else (another model, loss or optimizer, per-parameter hooks, the LSTM, several
-layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss scaling, debug mode) runs the standard update, decided again at every update: the reason
-is in ``updater.fallback_reason`` (None while the whole-update path runs). The per-update
-seeded draws of ``--h0-noise``, ``--dropout`` and ``--input-dropout`` are made exactly as the
+layers, real-valued input, GPU arrays, ChainerMN's optimizer, loss scaling, debug mode) runs
+the standard update, decided again at every update: the reason is in
+``updater.fallback_reason`` (None while the whole-update path runs). The per-update seeded draws of ``--h0-noise``, ``--dropout`` and ``--input-dropout`` are made exactly as the
 model makes them (:meth:`irnn_chainer.model.RNN.initial_state`,
 :func:`~irnn_chainer.model.readout_dropout`, :func:`~irnn_chainer.model.input_dropout`), and
 h_0 enters as the fused recurrence takes it (one extra table row per sequence).
@@ -35,32 +35,16 @@ from chainer.training import updaters
 
 from irnn_chainer import kernels
 from irnn_chainer.model import rnn as model_mod
-from irnn_chainer.run import recovery
 from irnn_chainer.compat import api
 
 
 _RULES = (optimizers.SGD, optimizers.MomentumSGD, optimizers.RMSprop, optimizers.Adam)
 
 
-def _clip_types():
-    return tuple(t for t in (getattr(getattr(chainer, 'optimizer_hooks', None), 'GradientClipping', None),
-                             getattr(chainer.optimizer, 'GradientClipping', None)) if t is not None)
-
-
-def _pre_hooks(optimizer):
-    """The optimizer's 'pre' hooks as ('skip' | 'clip' | 'hook', hook) in their order: the
-    first two done here as Chainer's do them, any other one called as Optimizer.update calls
-    it (it sees the same gradients in ``param.grad``)."""
-    clip_types = _clip_types()
-    out = []
-    for hook in api.update_hooks(optimizer)[0]:
-        if type(hook) is recovery.SkipNonFinite:
-            out.append(('skip', hook))
-        elif type(hook) in clip_types:
-            out.append(('clip', hook))
-        else:
-            out.append(('hook', hook))
-    return out
+# Chainer's global-norm clipping hook (optimizer_hooks from 4.x, chainer.optimizer before):
+# the one hook this path runs itself instead of calling it
+_CLIP_TYPES = tuple(t for t in (getattr(getattr(chainer, 'optimizer_hooks', None), 'GradientClipping', None),
+                                getattr(chainer.optimizer, 'GradientClipping', None)) if t is not None)
 
 
 def why_not(updater):
@@ -203,19 +187,19 @@ def whole_update(optimizer, x, t):
         p.grad = grads[id(p)]
     clf.y = clf.loss = clf.accuracy = None
     chainer.report({'loss': loss, 'accuracy': acc} if clf.compute_accuracy else {'loss': loss}, clf)
-    # the optimizer as Optimizer.update runs it: the 'pre' hooks, t, each parameter's rule,
-    # the 'post' hooks
-    for kind, hook in _pre_hooks(optimizer):
-        if kind == 'skip':
-            hook(optimizer)
-        elif kind == 'clip':
+    # the optimizer as Optimizer.update runs it: the 'pre' hooks (clipping done here, on the
+    # arrays; any other, skip-non-finite included, called as Chainer calls it), t, each
+    # parameter's rule, the 'post' hooks
+    pre, post = api.update_hooks(optimizer)
+    for hook in pre:
+        if type(hook) in _CLIP_TYPES:
             _clip(params, hook.threshold)
         else:
             api.call_hook(optimizer, hook)
     optimizer.t += 1
     for p in params:
         _step(optimizer, p)
-    for hook in api.update_hooks(optimizer)[1]:
+    for hook in post:
         api.call_hook(optimizer, hook)
 
 
