@@ -8,6 +8,8 @@ package's ``__init__``; that implicit step is not counted (a package's ``__init_
 imports its own submodules is not a circle).
 """
 import ast
+import subprocess
+import sys
 import os
 
 import pytest
@@ -165,3 +167,17 @@ def test_compat_is_a_leaf():
     ours = {m: sorted(t for t in deps if not t.startswith(PACKAGE + '.compat'))
             for m, deps in graph.items() if m.startswith(PACKAGE + '.compat')}
     assert ours == {m: [] for m in ours}, ours
+
+
+def test_the_era_and_check_modules_import_without_the_models():
+    """tools/matrix.py imports ``from irnn_chainer.model import eras`` on Chainer 1.0 and 1.3,
+    which have no chainer.links: the package's lazy hook must hand out the submodule itself,
+    not import rnn.py (the models) on the way."""
+    code = ('import sys\n'
+            'from irnn_chainer.model import eras, checks\n'
+            'assert "irnn_chainer.model.rnn" not in sys.modules, "rnn.py was imported"\n'
+            'import irnn_chainer.model as m\n'
+            'assert m.IRNN.__module__ == "irnn_chainer.model.rnn"\n')
+    r = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True)
+    assert r.returncode == 0, r.stdout

@@ -10,12 +10,17 @@ May import: :mod:`irnn_chainer.kernels`, :mod:`irnn_chainer.compat`, the top-lev
 
 
 import importlib
+import importlib.util
 
 
 def __getattr__(name):
     # ``irnn_chainer.model.IRNN`` and the rest come from rnn.py, imported on first use: the
     # models are Chain subclasses, and eras.py / checks.py must import on Chainer 1.0 too
-    # (import_module, not ``from irnn_chainer.model import rnn``, which would ask this hook)
+    # (import_module, not ``from irnn_chainer.model import rnn``, which would ask this hook).
+    # ``from irnn_chainer.model import eras`` asks this hook too, before it imports the
+    # submodule: a submodule is imported as itself, not through rnn.py.
+    if importlib.util.find_spec('%s.%s' % (__name__, name)) is not None:
+        return importlib.import_module('%s.%s' % (__name__, name))
     rnn = importlib.import_module('irnn_chainer.model.rnn')
     try:
         return getattr(rnn, name)
