@@ -101,12 +101,12 @@ def stateless_gru(n_in, n_units):
     try:
         import chainer.links as L
     except ImportError:  # 1.0 and 1.3: FunctionSet, no links
-        raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
+        raise NotImplementedError('Chainer %s has no GRU link' % chainer_version())
     if hasattr(L, 'StatelessGRU'):
         return L.StatelessGRU(n_in, n_units)
     if hasattr(L, 'GRU'):
         return L.GRU(n_units, n_in)
-    raise NotImplementedError('Chainer %s has no GRU link' % chainer.__version__)
+    raise NotImplementedError('Chainer %s has no GRU link' % chainer_version())
 
 
 @contextlib.contextmanager
