@@ -607,3 +607,11 @@ def test_gist_scripts_on_todays_chainer_say_which_chainer_they_need(script, vers
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1 and 'Traceback' not in p.stderr, p.stderr
     assert err[0].startswith('%s: needs Chainer %s' % (script, version)) and 'matrix.py --ensure' in err[0]
+
+
+def test_compare_finds_the_checkout_it_runs_from():
+    """compare builds the gists' venvs with tools/matrix.py of the source checkout: from
+    irnn_chainer/commands/ it is three folders up (runs without IRNN_MATRIX)."""
+    from irnn_chainer.commands import compare
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert compare.repo_root() == root

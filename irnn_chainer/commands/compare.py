@@ -43,7 +43,8 @@ class CompareError(Exception):
 
 def repo_root():
     """The source checkout this package runs from, or None (installed without the repo)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # irnn_chainer/commands/compare.py -> the checkout holding irnn_chainer/
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.exists(os.path.join(root, 'tools', 'matrix.py')) and \
             os.path.exists(os.path.join(root, 'examples', 'gist_rev1.py')):
         return root
