@@ -210,10 +210,10 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
         get_buf(&s, o_hs, 0, T * B * H * itemsize, "hs", &hs) ||
         get_buf(&s, o_gt, 0, B * H * itemsize, "gT", &gt) ||
         get_buf(&s, o_gseq, 0, T * B * H * itemsize, "gseq", &gseq) ||
-        get_buf(&s, o_dpre, 1, T * B * HP * itemsize, "dpre", &dpre) ||
+        get_buf(&s, o_dpre, 1, 2 * B * HP * itemsize, "ring", &dpre) ||
         get_buf(&s, o_de, 1, V * H * itemsize, "dE", &de) ||
         get_buf(&s, o_db, 1, H * itemsize, "db", &db) ||
-        get_buf(&s, o_carry, 1, B * H * itemsize, "carry", &carry) ||
+        get_buf(&s, o_carry, 1, B * HP * itemsize, "carry", &carry) ||
         get_buf(&s, o_dwp, 1, H * HP * itemsize, "dWT", &dwp)) {
         bufs_release(&s);
         return NULL;
@@ -364,8 +364,8 @@ static PyMethodDef methods[] = {
     {"forward", py_forward, METH_VARARGS,
      "forward(itemsize, B, T, H, HP, V, ids, EB, WT, hs_or_None, scratch, hT[, act[, threads]])"},
     {"backward", py_backward, METH_VARARGS,
-     "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, dpre (T, B, HP), "
-     "dE, db, carry, dWT (dW transposed, H x HP)[, act[, threads]]) (act: 0 relu, 1 tanh; threads: split the batch rows, the "
+     "backward(itemsize, B, T, H, HP, V, ids, Wp, hs, gT_or_None, gseq_or_None, ring (2, B, HP), "
+     "dE, db, carry (B, HP), dWT (dW transposed, H x HP)[, act[, threads]]) (act: 0 relu, 1 tanh; threads: split the batch rows, the "
      "result is the same for any number)"},
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(itemsize, B, T, H, N4P, V, ids, Gb, UbT, gates, cs, hs, keep[, threads])"},
@@ -616,110 +616,198 @@ static void SUF(weight_grad)(const REAL *Hm, const REAL *D, Py_ssize_t N, Py_ssi
     }
 }
 
-/* ---- backward, phase 1: each thread runs the reverse loop for its blocks of batch rows;
- * each block sums its scatter-add into a partial dE / db of its own (dEu, dbu), summed over
- * the blocks in block order afterwards: the same bits for any number of threads. dpre rows
- * are padded to HP (zeros past H) for the dW product. */
+/* ---- backward: each thread runs the reverse loop for its blocks of IRNN_RB batch rows
+ * (rows do not interact: no synchronisation per step). Per step t and block, with d_t =
+ * dL/dpre_t of the block's rows (in registers or L1):
+ *
+ *   dE[ids[:, t]] += d_t,  db += d_t                     (the block's partial sums)
+ *   dW^T += h_{t-1}^T d_t                                 (the block's partial, in L2)
+ *   d_{t-1} = act'(h_{t-1}) * (d_t W + gseq_{t-1})        (one product; its output stage
+ *                                                          is the mask)
+ *
+ * Everything a step needs is the block's d_t and h_{t-1}: the states are read once, and
+ * no (T, B, H) gradient is written (d cycles through two slots). The partials are summed
+ * over the blocks in block order afterwards, and each block sums over t in one order: the
+ * same bits for any number of threads. */
 typedef struct {
     const int32_t *ids;
     Py_ssize_t B, T, H, HP, V;
     const REAL *Wp, *hs, *gT, *gseq;
-    REAL *dpre, *dEu, *dbu, *carry, *dWT;
+    REAL *ring, *part, *carry;
     int act;
 } SUF(bwd_args);
+
+/* the partial sums of block u: dE (V x HP), db (HP), dW^T (H x HP) */
+#define IRNN_PART_SIZE(V, H, HP) ((V) * (HP) + (HP) + (H) * (HP))
+
+/* out[r] = act'(h[r]) * (in[r] W + gs[r]) for rb rows of in (stride HP) and NV vectors of
+ * columns from jc: the product as rows_block computes it, then + gs[r] (stride H; may be
+ * NULL), times act'(h[r]) (stride H), lanes at or past column H zeroed, stored whole to out
+ * (stride HP). Loads of h and gs run up to VL - 1 elements past a row's column H: callers
+ * pass rows of steps before T-1, so that memory is the next row or step of the array. */
+IRNN_INLINE void SUF(bwd_block)(const int rb, const int NV, Py_ssize_t jc, const REAL *in,
+                                const REAL *M, Py_ssize_t HP, const REAL *h, const REAL *gs,
+                                Py_ssize_t H, REAL *out, int tanh_act) {
+    VEC acc[2][IRNN_RB];
+#pragma GCC unroll 2
+    for (int c = 0; c < NV; c++)
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) acc[c][r] = (VEC){0};
+    const REAL *m = M + jc;
+    for (Py_ssize_t k = 0; k < H; k++, m += HP) {
+        VEC w[2];
+#pragma GCC unroll 2
+        for (int c = 0; c < NV; c++) w[c] = SUF(vload)(m + c * VL);
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) {
+            const REAL xr = in[r * HP + k];
+#pragma GCC unroll 2
+            for (int c = 0; c < NV; c++) acc[c][r] += xr * w[c];
+        }
+    }
+    const VEC zero = (VEC){0};
+#pragma GCC unroll 2
+    for (int c = 0; c < NV; c++) {
+        IVEC valid;
+        for (int i = 0; i < VL; i++) valid[i] = jc + c * VL + i < H ? -1 : 0;
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) {
+            VEC g = acc[c][r];
+            if (gs) g += SUF(vload)(gs + r * H + jc + c * VL);
+            const VEC hv = SUF(vload)(h + r * H + jc + c * VL);
+            const VEC d = tanh_act ? g * (1 - hv * hv) : (VEC)((IVEC)g & (IVEC)(hv > zero));
+            SUF(vstore)(out + r * HP + jc + c * VL, (VEC)((IVEC)d & valid), VL);
+        }
+    }
+}
+
+/* dWT[i, jc:] += sum_r h[r, i] d[r, jc:] for i < H, NV vectors of columns: d's rb x NV
+ * vectors stay in registers while i runs over the rows of dWT (stride HP, in L2). */
+IRNN_INLINE void SUF(dwt_block)(const int rb, const int NV, Py_ssize_t jc, const REAL *d,
+                                Py_ssize_t HP, const REAL *h, Py_ssize_t H, REAL *dWT) {
+    VEC dv[2][IRNN_RB];
+#pragma GCC unroll 2
+    for (int c = 0; c < NV; c++)
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) dv[c][r] = SUF(vload)(d + r * HP + jc + c * VL);
+    for (Py_ssize_t i = 0; i < H; i++) {
+        REAL *o = dWT + i * HP + jc;
+        VEC acc[2];
+#pragma GCC unroll 2
+        for (int c = 0; c < NV; c++) acc[c] = SUF(vload)(o + c * VL);
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) {
+            const REAL hr = h[r * H + i];
+#pragma GCC unroll 2
+            for (int c = 0; c < NV; c++) acc[c] += hr * dv[c][r];
+        }
+#pragma GCC unroll 2
+        for (int c = 0; c < NV; c++) SUF(vstore)(o + c * VL, acc[c], VL);
+    }
+}
+
+IRNN_INLINE void SUF(dwt_step)(const int rb, const REAL *d, Py_ssize_t HP, const REAL *h,
+                               Py_ssize_t H, REAL *dWT) {
+    Py_ssize_t jc = 0;
+    for (; jc + 2 * VL <= HP; jc += 2 * VL) SUF(dwt_block)(rb, 2, jc, d, HP, h, H, dWT);
+    if (jc < HP) SUF(dwt_block)(rb, 1, jc, d, HP, h, H, dWT);
+}
+
+/* one step of rb rows: dW^T += h_prev^T d, then d_prev (see bwd_block) */
+IRNN_INLINE void SUF(bwd_step)(const int rb, const REAL *d, const REAL *Wp, Py_ssize_t H,
+                               Py_ssize_t HP, const REAL *h, const REAL *gs, REAL *d_prev,
+                               REAL *dWT, int tanh_act) {
+    SUF(dwt_step)(rb, d, HP, h, H, dWT);
+    Py_ssize_t jc = 0;
+    for (; jc + 2 * VL <= HP; jc += 2 * VL)
+        SUF(bwd_block)(rb, 2, jc, d, Wp, HP, h, gs, H, d_prev, tanh_act);
+    if (jc < HP) SUF(bwd_block)(rb, 1, jc, d, Wp, HP, h, gs, H, d_prev, tanh_act);
+}
+
+/* d[:HP] = act'(h) * (c + gs) for one row (the last step, and the sparse mode) */
+IRNN_INLINE void SUF(bwd_mask_row)(const REAL *restrict h, const REAL *restrict c,
+                                   const REAL *restrict gs, Py_ssize_t H, Py_ssize_t HP,
+                                   REAL *restrict d, int tanh_act) {
+    for (Py_ssize_t j = 0; j < H; j++) {
+        const REAL g = c ? (gs ? c[j] + gs[j] : c[j]) : (gs ? gs[j] : 0);
+        d[j] = tanh_act ? g * (1 - h[j] * h[j]) : (h[j] > 0 ? g : 0);
+    }
+    for (Py_ssize_t j = H; j < HP; j++) d[j] = 0;
+}
 
 IRNN_CLONES
 static void SUF(backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
     const SUF(bwd_args) *a = (const SUF(bwd_args) *)p;
     const Py_ssize_t B = a->B, T = a->T, H = a->H, HP = a->HP, V = a->V, BH = B * H;
     const Py_ssize_t r0 = u0 * IRNN_RB, r1 = u1 * IRNN_RB < B ? u1 * IRNN_RB : B;
-    const Py_ssize_t n = (r1 - r0) * H;
-    const int32_t *ids = a->ids;
+    const Py_ssize_t n = (r1 - r0) * H, part = IRNN_PART_SIZE(V, H, HP);
+    const int tanh_act = a->act == ACT_TANH;
     const REAL *Wp = a->Wp;
-    REAL *carry = a->carry;
     int32_t *idx = irnn_sparse_bwd ? (int32_t *)malloc((size_t)H * sizeof(int32_t)) : NULL;
-    if (a->gT)
-        memcpy(carry + r0 * H, a->gT + r0 * H, (size_t)n * sizeof(REAL));
-    else
-        memset(carry + r0 * H, 0, (size_t)n * sizeof(REAL));
+    for (Py_ssize_t b = r0; b < r1; b++)
+        SUF(bwd_mask_row)(a->hs + (T - 1) * BH + b * H, a->gT ? a->gT + b * H : NULL,
+                          a->gseq ? a->gseq + (T - 1) * BH + b * H : NULL, H, HP,
+                          a->ring + ((T - 1) & 1) * B * HP + b * HP, tanh_act);
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
-        REAL *dt = a->dpre + t * B * HP;
-        /* the states of the step before this one: the loop walks hs backwards, which the
-         * hardware prefetchers follow poorly (the ReLU mask's loads of h were the loop's
-         * top stall in a profile); fetch this thread's rows one step ahead */
-        if (t > 0) {
-            const char *next = (const char *)(a->hs + (t - 1) * BH + r0 * H);
+        const REAL *dt = a->ring + (t & 1) * B * HP;
+        for (Py_ssize_t b = r0; b < r1; b++) {
+            REAL *pu = a->part + (b / IRNN_RB) * part;
+            REAL *restrict de = pu + (Py_ssize_t)a->ids[b * T + t] * HP, *restrict dbb = pu + V * HP;
+            const REAL *restrict d = dt + b * HP;
+            for (Py_ssize_t j = 0; j < HP; j++) de[j] += d[j];
+            for (Py_ssize_t j = 0; j < HP; j++) dbb[j] += d[j];
+        }
+        if (t == 0) break;
+        REAL *dp = a->ring + ((t - 1) & 1) * B * HP;
+        const REAL *hp = a->hs + (t - 1) * BH, *gp = a->gseq ? a->gseq + (t - 1) * BH : NULL;
+        /* the states a step ahead: the loop walks hs backwards, which the hardware
+         * prefetchers follow poorly (the mask's loads of h stall otherwise) */
+        if (t > 1) {
+            const char *next = (const char *)(a->hs + (t - 2) * BH + r0 * H);
             for (Py_ssize_t o = 0; o < n * (Py_ssize_t)sizeof(REAL); o += 64)
                 __builtin_prefetch(next + o, 0, 3);
         }
-        for (Py_ssize_t b = r0; b < r1; b++) {
-            const REAL *restrict h = a->hs + t * BH + b * H;
-            const REAL *restrict gs = a->gseq ? a->gseq + t * BH + b * H : NULL;
-            const REAL *restrict c = carry + b * H;
-            REAL *restrict d = dt + b * HP;
-            if (a->act == ACT_TANH) {
-                if (gs)
-                    for (Py_ssize_t j = 0; j < H; j++) d[j] = (c[j] + gs[j]) * (1 - h[j] * h[j]);
-                else
-                    for (Py_ssize_t j = 0; j < H; j++) d[j] = c[j] * (1 - h[j] * h[j]);
-            } else if (gs)
-                for (Py_ssize_t j = 0; j < H; j++) d[j] = h[j] > 0 ? c[j] + gs[j] : 0;
-            else
-                for (Py_ssize_t j = 0; j < H; j++) d[j] = h[j] > 0 ? c[j] : 0;
-            for (Py_ssize_t j = H; j < HP; j++) d[j] = 0;
-            REAL *restrict de = a->dEu + (b / IRNN_RB) * V * H + (Py_ssize_t)ids[b * T + t] * H;
-            REAL *restrict dbb = a->dbu + (b / IRNN_RB) * H;
-            for (Py_ssize_t j = 0; j < H; j++) de[j] += d[j];
-            for (Py_ssize_t j = 0; j < H; j++) dbb[j] += d[j];
-        }
-        if (t == 0) break;
-        /* carry = d W  (Wp[j, :] = W[j, :], padded) */
+        Py_ssize_t r = r0;
         if (idx) {
-            for (Py_ssize_t r = r0; r < r1; r++)
-                SUF(row_sparse)(NULL, dt + r * HP, H, Wp, HP, carry + r * H, H, 0, idx);
+            for (; r < r1; r++) {
+                REAL *dWT = a->part + (r / IRNN_RB) * part + V * HP + HP;
+                SUF(dwt_step)(1, dt + r * HP, HP, hp + r * H, H, dWT);
+                SUF(row_sparse)(NULL, dt + r * HP, H, Wp, HP, a->carry + r * HP, H, 0, idx);
+                SUF(bwd_mask_row)(hp + r * H, a->carry + r * HP, gp ? gp + r * H : NULL, H, HP,
+                                  dp + r * HP, tanh_act);
+            }
             continue;
         }
-        Py_ssize_t r = r0;
         for (; r + IRNN_RB <= r1; r += IRNN_RB)
-            SUF(rows_product)(IRNN_RB, NULL, dt + r * HP, HP, 1, H, Wp, HP, HP, carry + r * H, H,
-                              H, 0);
+            SUF(bwd_step)(IRNN_RB, dt + r * HP, Wp, H, HP, hp + r * H, gp ? gp + r * H : NULL,
+                          dp + r * HP, a->part + (r / IRNN_RB) * part + V * HP + HP, tanh_act);
         for (; r < r1; r++)
-            SUF(rows_product)(1, NULL, dt + r * HP, HP, 1, H, Wp, HP, HP, carry + r * H, H, H, 0);
+            SUF(bwd_step)(1, dt + r * HP, Wp, H, HP, hp + r * H, gp ? gp + r * H : NULL,
+                          dp + r * HP, a->part + (r / IRNN_RB) * part + V * HP + HP, tanh_act);
     }
     free(idx);
 }
 
-/* phase 2: rows of dW^T split over threads (blocks of IRNN_RB rows). */
-static void SUF(weight_grad_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
-    const SUF(bwd_args) *a = (const SUF(bwd_args) *)p;
-    const Py_ssize_t H = a->H, i1 = u1 * IRNN_RB < H ? u1 * IRNN_RB : H;
-    SUF(weight_grad)(a->hs, a->dpre + a->B * a->HP, (a->T - 1) * a->B, H, a->HP, a->dWT,
-                     u0 * IRNN_RB, i1);
-}
-
-/* dpre: (T, B, HP); dWT: (H, HP), dW^T padded. Returns 0, or -1 when the partial sums could
- * not be allocated. */
+/* ring: (2, B, HP) scratch for d; carry: (B, HP) scratch of the sparse mode; dWT: (H, HP),
+ * dW^T padded. Returns 0, or -1 when the partial sums could not be allocated. */
 static int SUF(backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssize_t H,
                          Py_ssize_t HP, Py_ssize_t V, const REAL *Wp, const REAL *hs,
-                         const REAL *gT, const REAL *gseq, REAL *dpre, REAL *dE, REAL *db,
+                         const REAL *gT, const REAL *gseq, REAL *ring, REAL *dE, REAL *db,
                          REAL *carry, REAL *dWT, int act, int n_threads) {
-    const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB;
-    REAL *dEu = (REAL *)calloc((size_t)(n_blocks * (V * H + H)), sizeof(REAL));
-    if (!dEu) return -1;
-    REAL *dbu = dEu + n_blocks * V * H;
-    memset(dWT, 0, (size_t)(H * HP) * sizeof(REAL));
-    SUF(bwd_args) a = {ids, B, T, H, HP, V, Wp, hs, gT, gseq, dpre, dEu, dbu, carry, dWT, act};
+    const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB, part = IRNN_PART_SIZE(V, H, HP);
+    REAL *parts = (REAL *)calloc((size_t)(n_blocks * part), sizeof(REAL));
+    if (!parts) return -1;
+    SUF(bwd_args) a = {ids, B, T, H, HP, V, Wp, hs, gT, gseq, ring, parts, carry, act};
     irnn_parallel(n_threads, n_blocks, SUF(backward_rows), &a);
-    if (T > 1) irnn_parallel(n_threads, (H + IRNN_RB - 1) / IRNN_RB, SUF(weight_grad_rows), &a);
-    /* dE, db: the blocks' partials summed in block order */
-    memcpy(dE, dEu, (size_t)(V * H) * sizeof(REAL));
-    memcpy(db, dbu, (size_t)H * sizeof(REAL));
+    /* the blocks' partials summed in block order */
     for (Py_ssize_t u = 1; u < n_blocks; u++) {
-        const REAL *pe = dEu + u * V * H, *pb = dbu + u * H;
-        for (Py_ssize_t i = 0; i < V * H; i++) dE[i] += pe[i];
-        for (Py_ssize_t j = 0; j < H; j++) db[j] += pb[j];
+        const REAL *pu = parts + u * part;
+        for (Py_ssize_t i = 0; i < part; i++) parts[i] += pu[i];
     }
-    free(dEu);
+    for (Py_ssize_t v = 0; v < V; v++) memcpy(dE + v * H, parts + v * HP, (size_t)H * sizeof(REAL));
+    memcpy(db, parts + V * HP, (size_t)H * sizeof(REAL));
+    memcpy(dWT, parts + V * HP + HP, (size_t)(H * HP) * sizeof(REAL));
+    free(parts);
     return 0;
 }
 

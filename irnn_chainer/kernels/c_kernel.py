@@ -99,12 +99,11 @@ def backward(ids, hs, W, gT, gseq, n_vocab, activation='relu'):
         gT = np.ascontiguousarray(gT, dtype=dtype)
     if gseq is not None:
         gseq = np.ascontiguousarray(gseq, dtype=dtype)
-    dpre = _take((T, B, hp), dtype)  # rows padded: aligned loads in the dW product
+    ring = np.empty((2, B, hp), dtype=dtype)  # dL/dpre of two steps; rows padded
     dE = np.empty((n_vocab, H), dtype=dtype)
     db = np.empty((H,), dtype=dtype)
-    carry = np.empty((B, H), dtype=dtype)
+    carry = np.empty((B, hp), dtype=dtype)
     dWT = np.empty((H, hp), dtype=dtype)  # dW transposed, padded
     _ext.backward(dtype.itemsize, B, T, H, hp, n_vocab, ids, Wp, np.ascontiguousarray(hs), gT,
-                  gseq, dpre, dE, db, carry, dWT, act, threads.get_threads())
-    release(dpre)
+                  gseq, ring, dE, db, carry, dWT, act, threads.get_threads())
     return dE, np.ascontiguousarray(dWT[:, :H].T), db
