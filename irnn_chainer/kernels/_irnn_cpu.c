@@ -6,11 +6,12 @@
  * uses dpre_t = (dL/dh_t) * (1 - h_t^2)).
  *
  * forward_*:  the whole time loop in C; optionally keeps every h_t (T, B, H) for backward.
- * backward_*: the reverse loop: dpre_t = (dL/dh_t) * act'(h_t), dL/dh_{t-1} = dpre_t W,
- *             plus the scatter-add dE[ids[b, t]] += dpre_t[b] and db += dpre_t[b]; then
- *             dW = sum_t dpre_t^T h_{t-1} as one large product over all timesteps
- *             (a tiled single-thread GEMM here: a 2-thread BLAS on a busy 2-core machine
- *             waits for the other thread and was 3x slower than one thread).
+ * backward_*: the reverse loop in one pass over the states: per step, dpre_t = (dL/dh_t) *
+ *             act'(h_t), the scatter-add dE[ids[b, t]] += dpre_t[b] and db += dpre_t[b],
+ *             dW += dpre_t^T h_{t-1} (a partial per block of batch rows, in L2), and
+ *             dL/dh_{t-1} = dpre_t W. An earlier version wrote every dpre_t (T, B, H) and
+ *             read it and the states again for dW as one large product: 30 % slower, the
+ *             second pass waiting on memory.
  *
  * Design: W (H x H, 40 KB in float32 for H = 100) stays in L1/L2 for the whole loop.
  * Each step is a register-blocked product: RB batch rows x one 64-byte vector of
@@ -57,9 +58,6 @@ typedef int64_t vi64 __attribute__((vector_size(VBYTES)));
 
 #ifndef IRNN_RB
 #define IRNN_RB 8     /* batch rows per register block */
-#ifndef IRNN_WG_TILE
-#define IRNN_WG_TILE 64  /* steps x rows per tile of the dW product */
-#endif
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(IRNN_NO_CLONES) \
@@ -297,7 +295,7 @@ static PyObject *py_lstm_backward(PyObject *self, PyObject *args) {
         get_buf(&s, o_cs, 0, T * B * H * itemsize, "cs", &cs) ||
         get_buf(&s, o_hs, 0, T * B * H * itemsize, "hs", &hs) ||
         get_buf(&s, o_gt, 0, B * H * itemsize, "gT", &gt) ||
-        get_buf(&s, o_dz, 1, T * B * N4P * itemsize, "dz", &dz) ||
+        get_buf(&s, o_dz, 1, 2 * B * N4P * itemsize, "dz", &dz) ||
         get_buf(&s, o_dg, 1, V * 4 * H * itemsize, "dGb", &dg) ||
         get_buf(&s, o_dh, 1, B * H * itemsize, "dh", &dh) ||
         get_buf(&s, o_dc, 1, B * H * itemsize, "dc", &dc) ||
@@ -370,7 +368,7 @@ static PyMethodDef methods[] = {
     {"lstm_forward", py_lstm_forward, METH_VARARGS,
      "lstm_forward(itemsize, B, T, H, N4P, V, ids, Gb, UbT, gates, cs, hs, keep[, threads])"},
     {"lstm_backward", py_lstm_backward, METH_VARARGS,
-     "lstm_backward(itemsize, B, T, H, HP, N4P, V, ids, Ub, gates, cs, hs, gT, dz, dGb, dh, dc, "
+     "lstm_backward(itemsize, B, T, H, HP, N4P, V, ids, Ub, gates, cs, hs, gT, dz (2, B, N4P), dGb, dh, dc, "
      "dUT[, threads])"},
     {"tanh", py_tanh, METH_VARARGS,
      "tanh(itemsize, n, in, out): out = the kernels' own tanh of in (for the tests)"},
@@ -572,48 +570,6 @@ static void SUF(forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py_ssiz
     irnn_parallel(n_threads, (B + IRNN_RB - 1) / IRNN_RB, SUF(forward_rows), &a);
     const Py_ssize_t BH = B * H;
     memcpy(hT, hs ? hs + (T - 1) * BH : scratch + ((T - 1) & 1) * BH, (size_t)BH * sizeof(REAL));
-}
-
-/* dWT[i, :] += sum_n Hm[n, i] D[n, :HP] for n < N and i0 <= i < i1: dW^T as one product
- * over all timesteps (Hm: N x H the states of steps 0..T-2, D: N x HP the padded dpre of
- * steps 1..T-1, dWT: H x HP). D's rows are padded to whole vectors, so its vector loads are
- * aligned and never split a cache line (with rows of H = 100 floats most were split, and
- * this product ran at a quarter of the forward's speed). Tiled over n so a tile of D stays
- * in L1/L2; each row i sums over n in the same order whatever the range, so splitting rows
- * over threads changes no bit. */
-IRNN_CLONES
-static void SUF(weight_grad)(const REAL *Hm, const REAL *D, Py_ssize_t N, Py_ssize_t H,
-                             Py_ssize_t HP, REAL *dWT, Py_ssize_t i0, Py_ssize_t i1) {
-    const Py_ssize_t NT = IRNN_WG_TILE;
-    const REAL *init[IRNN_RB];
-    for (Py_ssize_t n0 = 0; n0 < N; n0 += NT) {
-        const Py_ssize_t nn = N - n0 < NT ? N - n0 : NT;
-        const REAL *Ht = Hm + n0 * H, *Dt = D + n0 * HP;
-        /* the next tile's D and H rows, spread over this tile's row blocks: the first pass
-         * over a tile otherwise waits on them (its top stall in a profile) */
-        const Py_ssize_t nn2 = N - n0 - nn < NT ? N - n0 - nn : NT;
-        const char *pd = (const char *)(Dt + nn * HP), *ph = (const char *)(Ht + nn * H);
-        const Py_ssize_t pd_bytes = nn2 > 0 ? nn2 * HP * (Py_ssize_t)sizeof(REAL) : 0;
-        const Py_ssize_t ph_bytes = nn2 > 0 ? nn2 * H * (Py_ssize_t)sizeof(REAL) : 0;
-        const Py_ssize_t n_iblocks = (i1 - i0 + IRNN_RB - 1) / IRNN_RB;
-        const Py_ssize_t pd_step = n_iblocks ? ((pd_bytes / n_iblocks + 63) & ~(Py_ssize_t)63) : 0;
-        const Py_ssize_t ph_step = n_iblocks ? ((ph_bytes / n_iblocks + 63) & ~(Py_ssize_t)63) : 0;
-        Py_ssize_t pdo = 0, pho = 0;
-        Py_ssize_t i = i0;
-        for (; i + IRNN_RB <= i1; i += IRNN_RB) {
-            for (Py_ssize_t e = pdo + pd_step; pdo < e && pdo < pd_bytes; pdo += 64)
-                __builtin_prefetch(pd + pdo, 0, 2);
-            for (Py_ssize_t e = pho + ph_step; pho < e && pho < ph_bytes; pho += 64)
-                __builtin_prefetch(ph + pho, 0, 2);
-            for (int r = 0; r < IRNN_RB; r++) init[r] = dWT + (i + r) * HP;
-            SUF(rows_product)(IRNN_RB, init, Ht + i, 1, H, nn, Dt, HP, HP, dWT + i * HP, HP, HP,
-                              0);
-        }
-        for (; i < i1; i++) {
-            init[0] = dWT + i * HP;
-            SUF(rows_product)(1, init, Ht + i, 1, H, nn, Dt, HP, HP, dWT + i * HP, HP, HP, 0);
-        }
-    }
 }
 
 /* ---- backward: each thread runs the reverse loop for its blocks of IRNN_RB batch rows
@@ -886,16 +842,18 @@ static void SUF(lstm_forward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py
     irnn_parallel(n_threads, (B + IRNN_RB - 1) / IRNN_RB, SUF(lstm_forward_rows), &a);
 }
 
-/* Backward, phase 1 (rows over threads): the reverse loop gives dz_t (T, B, N4P; zeros past
- * N4) and dL/dh_{t-1} = dz_t Ub; the scatter-add dGb[ids] += dz goes to per-block partials
- * (dGu) summed in block order after. Phase 2 (rows of dU^T over threads): dU^T = sum over
- * steps of h_{t-1}^T dz_t, by weight_grad. */
+/* Backward in one pass, as the IRNN's (rows over threads): per step and block, the reverse
+ * loop gives dz_t (two slots of (B, N4P), zeros past N4); then the scatter-add dGb[ids] +=
+ * dz_t, dU^T += h_{t-1}^T dz_t and dL/dh_{t-1} = dz_t Ub, the first two into per-block
+ * partials (dGu: V x N4, then H x N4P) summed in block order after. */
 typedef struct {
     const int32_t *ids;
     Py_ssize_t B, T, H, HP, N4P, V;
     const REAL *Ub, *gates, *cs, *hs, *gT;
-    REAL *dz, *dGu, *dh, *dc, *dUT, *tcu;
+    REAL *dz, *dGu, *dh, *dc, *tcu;
 } SUF(lstm_bwd_args);
+
+#define IRNN_LSTM_PART(V, H, N4P) ((V) * 4 * (H) + (H) * (N4P))
 
 IRNN_CLONES
 static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
@@ -906,8 +864,9 @@ static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
     REAL *tc = a->tcu + u0 * H; /* this thread's tanh(c_t) row, allocated by the caller */
     memcpy(a->dh + r0 * H, a->gT + r0 * H, (size_t)((r1 - r0) * H) * sizeof(REAL));
     memset(a->dc + r0 * H, 0, (size_t)((r1 - r0) * H) * sizeof(REAL));
+    const Py_ssize_t part = IRNN_LSTM_PART(V, H, N4P);
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
-        REAL *dzt = a->dz + t * B * N4P;
+        REAL *dzt = a->dz + (t & 1) * B * N4P;
         if (t > 1) { /* the saved gates and cells of the step before, one step ahead (as in
                       * the IRNN's backward: the reverse walk defeats the prefetchers) */
             const char *g1 = (const char *)(a->gates + ((t - 1) * B + r0) * N4P);
@@ -940,25 +899,24 @@ static void SUF(lstm_backward_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
             }
             for (Py_ssize_t j = H; j < N4; j++) d[j] *= g[j] * (1 - g[j]);
             for (Py_ssize_t j = N4; j < N4P; j++) d[j] = 0;
-            REAL *restrict dg = a->dGu + (b / IRNN_RB) * V * N4 + (Py_ssize_t)a->ids[b * T + t] * N4;
+            REAL *restrict dg = a->dGu + (b / IRNN_RB) * part + (Py_ssize_t)a->ids[b * T + t] * N4;
             for (Py_ssize_t j = 0; j < N4; j++) dg[j] += d[j];
         }
         if (t == 0) break;
+        const REAL *hp = a->hs + (t - 1) * BH;
         Py_ssize_t r = r0;
-        for (; r + IRNN_RB <= r1; r += IRNN_RB)
+        for (; r + IRNN_RB <= r1; r += IRNN_RB) {
+            SUF(dwt_step)(IRNN_RB, dzt + r * N4P, N4P, hp + r * H, H,
+                          a->dGu + (r / IRNN_RB) * part + V * N4);
             SUF(rows_product)(IRNN_RB, NULL, dzt + r * N4P, N4P, 1, N4, a->Ub, HP, HP,
                               a->dh + r * H, H, H, 0);
-        for (; r < r1; r++)
+        }
+        for (; r < r1; r++) {
+            SUF(dwt_step)(1, dzt + r * N4P, N4P, hp + r * H, H, a->dGu + (r / IRNN_RB) * part + V * N4);
             SUF(rows_product)(1, NULL, dzt + r * N4P, N4P, 1, N4, a->Ub, HP, HP, a->dh + r * H, H,
                               H, 0);
+        }
     }
-}
-
-static void SUF(lstm_weight_grad_rows)(void *p, Py_ssize_t u0, Py_ssize_t u1) {
-    const SUF(lstm_bwd_args) *a = (const SUF(lstm_bwd_args) *)p;
-    const Py_ssize_t H = a->H, i1 = u1 * IRNN_RB < H ? u1 * IRNN_RB : H;
-    SUF(weight_grad)(a->hs, a->dz + a->B * a->N4P, (a->T - 1) * a->B, H, a->N4P, a->dUT,
-                     u0 * IRNN_RB, i1);
 }
 
 /* dGb: V x N4 (unpadded), dUT: H x N4P. Returns 0, or -1 when out of memory. */
@@ -967,19 +925,20 @@ static int SUF(lstm_backward)(const int32_t *ids, Py_ssize_t B, Py_ssize_t T, Py
                               const REAL *gates, const REAL *cs, const REAL *hs, const REAL *gT,
                               REAL *dz, REAL *dGb, REAL *dh, REAL *dc, REAL *dUT, int n_threads) {
     const Py_ssize_t n_blocks = (B + IRNN_RB - 1) / IRNN_RB, N4 = 4 * H;
-    /* per block: a partial dGb (V x N4); after them, a row per block for tanh(c_t) */
-    REAL *dGu = (REAL *)calloc((size_t)(n_blocks * (V * N4 + H)), sizeof(REAL));
+    const Py_ssize_t part = IRNN_LSTM_PART(V, H, N4P);
+    /* per block: a partial dGb (V x N4) and dU^T (H x N4P); after them, a row per block for
+     * tanh(c_t) */
+    REAL *dGu = (REAL *)calloc((size_t)(n_blocks * (part + H)), sizeof(REAL));
     if (!dGu) return -1;
-    memset(dUT, 0, (size_t)(H * N4P) * sizeof(REAL));
-    SUF(lstm_bwd_args) a = {ids, B, T, H, HP, N4P, V, Ub, gates, cs, hs, gT, dz, dGu, dh, dc, dUT,
-                            dGu + n_blocks * V * N4};
+    SUF(lstm_bwd_args) a = {ids, B, T, H, HP, N4P, V, Ub, gates, cs, hs, gT, dz, dGu, dh, dc,
+                            dGu + n_blocks * part};
     irnn_parallel(n_threads, n_blocks, SUF(lstm_backward_rows), &a);
-    if (T > 1) irnn_parallel(n_threads, (H + IRNN_RB - 1) / IRNN_RB, SUF(lstm_weight_grad_rows), &a);
-    memcpy(dGb, dGu, (size_t)(V * N4) * sizeof(REAL));
     for (Py_ssize_t u = 1; u < n_blocks; u++) {
-        const REAL *pg = dGu + u * V * N4;
-        for (Py_ssize_t i = 0; i < V * N4; i++) dGb[i] += pg[i];
+        const REAL *pu = dGu + u * part;
+        for (Py_ssize_t i = 0; i < part; i++) dGu[i] += pu[i];
     }
+    memcpy(dGb, dGu, (size_t)(V * N4) * sizeof(REAL));
+    memcpy(dUT, dGu + V * N4, (size_t)(H * N4P) * sizeof(REAL));
     free(dGu);
     return 0;
 }

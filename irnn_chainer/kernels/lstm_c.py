@@ -62,7 +62,7 @@ def backward(ids, saved, U, gT, n_vocab):
     perm = _blocks(H)
     Ub = _padded(U[perm], hp)                        # (4H, HP)
     ids = np.ascontiguousarray(ids, dtype=np.int32)
-    dz = _take((T, B, n4p), dtype)
+    dz = np.empty((2, B, n4p), dtype=dtype)  # dL/dz of two steps
     dGb = np.empty((n_vocab, 4 * H), dtype=dtype)
     dh = np.empty((B, H), dtype=dtype)
     dc = np.empty((B, H), dtype=dtype)
@@ -70,6 +70,5 @@ def backward(ids, saved, U, gT, n_vocab):
     _ext.lstm_backward(dtype.itemsize, B, T, H, hp, n4p, n_vocab, ids, Ub, gates, cs, hs,
                        np.ascontiguousarray(gT, dtype=dtype), dz, dGb, dh, dc, dUT,
                        threads.get_threads())
-    _release(dz)
     inv = np.argsort(perm)
     return np.ascontiguousarray(dGb[:, inv]), np.ascontiguousarray(dUT[:, :4 * H].T[inv])
