@@ -352,6 +352,12 @@ def run_variant(name, reps, n_threads):
         step = eval_pass()
     else:
         raise SystemExit('unknown variant %r' % name)
+    if name.startswith(('irnn', 'tanh', 'lstm-', 'eval')):
+        # the thread counts as `irnn-chainer train --threads N` sets them (NumPy's BLAS
+        # included); after the variant is built, which chose its kernel
+        from irnn_chainer.commands import cli
+        cli.set_threads(argparse.Namespace(threads=1 if name.endswith('-1') else n_threads,
+                                           communicator=None))
     first = None
     for _ in range(VARIANTS[name][1]):
         first = step() if first is None else first

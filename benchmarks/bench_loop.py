@@ -46,7 +46,13 @@ def child(a):
         from irnn_chainer.kernels import threads
     except ImportError:  # a version before the threaded kernels (for before/after runs)
         threads = None
-    if a.threads and threads:
+    try:  # the thread counts as the command line sets them (NumPy's BLAS included)
+        from irnn_chainer.commands import cli
+    except ImportError:  # a version before the package by role
+        cli = None
+    if cli is not None and hasattr(cli, 'set_threads'):
+        cli.set_threads(argparse.Namespace(threads=a.threads, communicator=None))
+    elif a.threads and threads:
         threads.set_threads(a.threads)
     parts = {}
 

@@ -7,6 +7,9 @@ import tempfile
 
 import pytest
 
+import irnn_chainer  # noqa: F401  (compat shims before chainer)
+from irnn_chainer import kernels
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -93,10 +96,18 @@ print(json.dumps([code] + [i['num_threads'] for i in threadpoolctl.threadpool_in
 '''
 
 
+_C = kernels.c_kernel is not None
+
+
 @pytest.mark.parametrize('args, env, expected', [
     (['--threads', '1'], {}, 1),             # a chosen count caps the BLAS too
     ([], {'IRNN_THREADS': '1'}, 1),
-    ([], {}, 2),                             # nothing chosen: the BLAS keeps its own count
+    # nothing chosen: one BLAS thread beside the C kernel's threads; with the NumPy kernel,
+    # the BLAS keeps its own count
+    ([], {}, 1 if _C else 2),
+    ([], {'IRNN_FUSED_KERNEL': 'numpy'}, 2),
+    (['--threads', '2'], {'IRNN_FUSED_KERNEL': 'numpy'}, 2),
+    pytest.param(['--threads', '2'], {}, 1, marks=pytest.mark.skipif(not _C, reason='C kernel not built')),
 ])
 def test_a_chosen_thread_count_caps_numpys_blas(tmp_path, args, env, expected):
     e = dict(os.environ)

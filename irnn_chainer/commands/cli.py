@@ -326,8 +326,19 @@ def set_threads(args):
         n = 1
     threads.set_threads(n)
     chosen = threads.get_threads()  # a bad IRNN_THREADS is refused here, before any work
-    if n is not None or os.environ.get(threads.ENV, '').strip():
-        threads.limit_blas(chosen)  # else OpenBLAS takes every core beside the kernels' threads
+    explicit = n is not None or os.environ.get(threads.ENV, '').strip()
+    cap = threads.blas_cap(chosen if explicit else None, _c_kernel_runs())
+    if cap:
+        threads.limit_blas(cap)  # else OpenBLAS takes every core beside the kernels' threads
+
+
+def _c_kernel_runs():
+    """Whether the fused path's CPU kernel is the compiled one (IRNN_FUSED_KERNEL honoured)."""
+    try:
+        from irnn_chainer import kernels
+        return kernels.cpu_kernel() is kernels.c_kernel
+    except (ImportError, RuntimeError, ValueError):  # not built, or a bad IRNN_FUSED_KERNEL
+        return False
 
 
 def cmd_report(args):

@@ -6,12 +6,15 @@ container limits are honoured. ``IRNN_THREADS=N`` in the environment or ``--thre
 takes one thread unless told otherwise (train.py). The kernels give the same bits for any
 thread count: it changes speed only.
 
-A count that was chosen (``--threads``, ``IRNN_THREADS``, or the one thread per MPI process)
-caps the BLAS library under NumPy too (:func:`limit_blas`, through threadpoolctl): the dense
-layers outside the kernels (the output layer, the LSTM's input-to-gate product) and the stepwise
-path multiply matrices there, and OpenBLAS starts a thread per core for them. Two such runs
-side by side on 2 cores were four busy threads: the LSTM ran at 10.0 updates/s and the IRNN
-beside it at 43.6; with the LSTM's BLAS held to one thread, 14.6 and 56.4.
+The BLAS library under NumPy is capped too (:func:`blas_cap`, :func:`limit_blas`, through
+threadpoolctl): the dense layers outside the kernels (the output layer, the LSTM's
+input-to-gate product) and the stepwise path multiply matrices there, and OpenBLAS starts a
+thread per core for them, whose idle threads then spin for a while on the cores. Where the C
+kernels run the recurrence, BLAS gets one thread: its products are small, and its spinning
+threads took the cores the kernel's own threads needed (the fused LSTM update on 2 cores:
+52 ms with OpenBLAS on 2 threads, 26 ms on 1). Elsewhere a chosen count caps it: two runs side
+by side on 2 cores were four busy threads (the LSTM at 10.0 updates/s and the IRNN beside it at
+43.6; with the LSTM's BLAS held to one thread, 14.6 and 56.4).
 """
 import os
 
@@ -43,6 +46,12 @@ def set_threads(n):
     """Use ``n`` threads from now on (None: back to ``IRNN_THREADS`` or the default)."""
     global _chosen
     _chosen = None if n is None else parse(n, '--threads')
+
+
+def blas_cap(chosen, c_kernel_runs):
+    """The thread count to cap NumPy's BLAS at, or None to leave it: 1 where the C kernels run
+    the recurrences (``c_kernel_runs``), else ``chosen`` (a count that was chosen, or None)."""
+    return 1 if c_kernel_runs else chosen
 
 
 def limit_blas(n):
