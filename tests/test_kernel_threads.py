@@ -206,3 +206,61 @@ def test_lstm_c_kernel_matches_numpy_kernel(dtype, tol):
     for a, r in ((hT, hT_r), (dG, dG_r), (dU, dU_r)):
         scale = np.abs(r).max()
         np.testing.assert_allclose(a, r, rtol=tol, atol=tol * scale)
+
+
+# ---------------------------------------------------------------------- the worker pool
+
+def test_calls_from_several_python_threads_at_once_give_the_same_bits():
+    # the kernels release the GIL: a call made while another holds the pool starts threads
+    # of its own; every call's result must still be the one a lone call gives
+    import threading
+    problem = _problem(16, 200, 100, np.float32, seed=11)
+    ref = _run(2, problem, 'relu', with_seq=False)
+    out, errors = [None] * 6, []
+
+    def worker(i):
+        try:
+            ids, E, W, b, gT, gseq, V = problem
+            for _ in range(5):
+                hs, hT = c_kernel.forward(ids, E, W, b, True, 'relu')
+                hs = hs.copy()
+                grads = c_kernel.backward(ids, hs, W, gT, None, V, 'relu')
+            out[i] = [hs, hT] + [g.copy() for g in grads]
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+    threads.set_threads(2)
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(len(out))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors and not any(t.is_alive() for t in ts), errors
+    for got in out:
+        for name, a, r in zip(('hs', 'hT', 'dE', 'dW', 'db'), got, ref):
+            np.testing.assert_array_equal(a, r, err_msg=name)
+
+
+def test_a_forked_child_starts_a_pool_of_its_own():
+    # the parent's pool threads do not survive fork(): a child that waited for them would hang
+    import os
+    import signal
+    if not hasattr(os, 'fork'):
+        pytest.skip('no fork on this platform')
+    problem = _problem(16, 50, 100, np.float32, seed=12)
+    ref = _run(2, problem, 'relu', with_seq=False)  # the pool is started in the parent
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one threaded call, then the verdict through the pipe
+        code = 1
+        try:
+            signal.alarm(60)
+            got = _run(2, problem, 'relu', with_seq=False)
+            code = 0 if all(np.array_equal(a, b) for a, b in zip(got, ref)) else 3
+        finally:
+            os.write(w, bytes([code]))
+            os._exit(code)
+    os.close(w)
+    verdict = os.read(r, 1)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert verdict == b'\x00' and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (verdict, status)
