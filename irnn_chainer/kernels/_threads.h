@@ -13,9 +13,8 @@
  * every call did before) paid ~86 us for it, twice per training update, and the next call
  * of a training update comes within a millisecond. The spin is that core's time, which the
  * kernel's threads own anyway; with one thread (--threads 1) there is no pool. A call made
- * while another is using
- * the pool (Python threads calling kernels at once: the GIL is released in them) starts
- * threads of its own, as every call did before. After fork() the child's pool is empty (its
+ * while another is using the pool (Python threads calling kernels at once: the GIL is
+ * released in them) starts threads of its own, as every call did before. After fork() the child's pool is empty (its
  * threads did not survive), and the child starts a new one.
  *
  * x86 keeps flush-to-zero / denormals-are-zero per thread (MXCSR): each range carries the
