@@ -255,6 +255,30 @@ BEFORE_LAYOUT_CMD = ('--dataset adding --length 6 --train-limit 64 --test-limit 
                      '--skip-nonfinite --dropout 0.1 --no-progress')
 
 
+def _same_run(a, b, what):
+    """Arrays of the same run: equal, floats within float32 rounding (the kernels' order of
+    summation may change between versions: the backward's dW moved into its reverse loop)."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, what
+    if a.dtype.kind == 'f':
+        scale = float(np.abs(b).max()) if b.size else 1.0
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6 * (scale or 1.0), err_msg=what)
+    else:
+        np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+def _same_log(la, lb):
+    assert [sorted(r) for r in la] == [sorted(r) for r in lb]
+    for ra, rb in zip(la, lb):
+        for k in ra:
+            if k == 'elapsed_time':
+                continue
+            if isinstance(ra[k], float):
+                assert ra[k] == pytest.approx(rb[k], rel=2e-5, abs=1e-12), k
+            else:
+                assert ra[k] == rb[k], k
+
+
 def test_a_snapshot_from_before_the_layout_resumes_to_the_same_weights_as_todays_run(tmp_path):
     old = str(tmp_path / 'old')
     shutil.copytree(BEFORE_LAYOUT, old)
@@ -264,19 +288,19 @@ def test_a_snapshot_from_before_the_layout_resumes_to_the_same_weights_as_todays
     assert sorted(snap_old) == sorted(snap_new)  # the same extensions under the same names
     for k in snap_old:  # every array the same, times aside
         if 'elapsed_time' not in k and k != 'extensions/LogReport/_log':
-            np.testing.assert_array_equal(snap_old[k], snap_new[k], err_msg=k)
-    strip = lambda log: [{k: v for k, v in r.items() if k != 'elapsed_time'} for r in json.loads(str(log))]  # noqa
-    assert strip(snap_old['extensions/LogReport/_log']) == strip(snap_new['extensions/LogReport/_log'])
+            _same_run(snap_old[k], snap_new[k], k)
+    _same_log(json.loads(str(snap_old['extensions/LogReport/_log'])),
+              json.loads(str(snap_new['extensions/LogReport/_log'])))
     for run in (old, new):
         assert cli.main(['train', '--resume', run, '--iteration', '6', '--no-progress']) == 0
     for name in (runfolder.MODEL_FILE, runfolder.EMA_MODEL_FILE):
         a, b = npz(os.path.join(old, name)), npz(os.path.join(new, name))
         assert sorted(a) == sorted(b)
         for k in a:
-            np.testing.assert_array_equal(a[k], b[k], err_msg='%s %s' % (name, k))
+            _same_run(a[k], b[k], '%s %s' % (name, k))
     log_old, log_new = (json.load(open(os.path.join(d, 'log'))) for d in (old, new))
     assert [r['iteration'] for r in log_old] == [r['iteration'] for r in log_new] == [2, 3, 4, 6]
-    assert log_old[-1]['validation/main/loss'] == log_new[-1]['validation/main/loss']
+    _same_log(log_old, log_new)
     assert log_old[-1]['lr'] == log_new[-1]['lr']
 
 
