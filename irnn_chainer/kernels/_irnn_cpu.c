@@ -405,7 +405,8 @@ IRNN_INLINE void SUF(vstore)(REAL *p, VEC v, Py_ssize_t n) {
 
 #include "_vmath.h"
 
-/* out[r, :HP] = act(init[r] + sum_k in[r * in_rs + k * in_ks] * M[k * m_stride + :HP])
+/* acc[c][r] = init[r] + sum_k in[r * in_rs + k * in_ks] * M[k * m_stride + jc + c VL :]
+ * (rows_acc; rows_block then stores out[r, :HP] = act(acc), bwd_block its own output stage)
  * for rb rows, NV (1 or 2) vectors of columns at a time, the rb x NV accumulators in
  * registers: per k, NV loads of M and rb broadcasts of the input feed rb x NV FMAs (two
  * vectors per pass halve the broadcasts per FMA, which bound the one-vector loop). Every
@@ -413,12 +414,10 @@ IRNN_INLINE void SUF(vstore)(REAL *p, VEC v, Py_ssize_t n) {
  * no bit. init[r]: row pointers (NULL: start from 0). Stores write the first n_out columns
  * of each out row (stride out_stride). Reads of M may run past column n_out of a row up to
  * the next multiple of VL (callers make sure that memory exists). relu when do_relu. */
-IRNN_INLINE void SUF(rows_block)(const int rb, const int NV, Py_ssize_t jc,
-                                 const REAL *const *init, const REAL *in, Py_ssize_t in_rs,
-                                 Py_ssize_t in_ks, Py_ssize_t K, const REAL *M,
-                                 Py_ssize_t m_stride, REAL *out, Py_ssize_t out_stride,
-                                 Py_ssize_t n_out, int do_relu) {
-    VEC acc[2][IRNN_RB];
+IRNN_INLINE void SUF(rows_acc)(const int rb, const int NV, Py_ssize_t jc,
+                               const REAL *const *init, const REAL *in, Py_ssize_t in_rs,
+                               Py_ssize_t in_ks, Py_ssize_t K, const REAL *M,
+                               Py_ssize_t m_stride, VEC acc[2][IRNN_RB]) {
 #pragma GCC unroll 2
     for (int c = 0; c < NV; c++)
 #pragma GCC unroll 16
@@ -439,6 +438,16 @@ IRNN_INLINE void SUF(rows_block)(const int rb, const int NV, Py_ssize_t jc,
             }
         }
     }
+}
+
+/* rows_acc, then relu when do_relu, then the stores */
+IRNN_INLINE void SUF(rows_block)(const int rb, const int NV, Py_ssize_t jc,
+                                 const REAL *const *init, const REAL *in, Py_ssize_t in_rs,
+                                 Py_ssize_t in_ks, Py_ssize_t K, const REAL *M,
+                                 Py_ssize_t m_stride, REAL *out, Py_ssize_t out_stride,
+                                 Py_ssize_t n_out, int do_relu) {
+    VEC acc[2][IRNN_RB];
+    SUF(rows_acc)(rb, NV, jc, init, in, in_rs, in_ks, K, M, m_stride, acc);
     if (do_relu) {
         const VEC zero = (VEC){0};
 #pragma GCC unroll 2
@@ -605,22 +614,7 @@ IRNN_INLINE void SUF(bwd_block)(const int rb, const int NV, Py_ssize_t jc, const
                                 const REAL *M, Py_ssize_t HP, const REAL *h, const REAL *gs,
                                 Py_ssize_t H, REAL *out, int tanh_act) {
     VEC acc[2][IRNN_RB];
-#pragma GCC unroll 2
-    for (int c = 0; c < NV; c++)
-#pragma GCC unroll 16
-        for (int r = 0; r < rb; r++) acc[c][r] = (VEC){0};
-    const REAL *m = M + jc;
-    for (Py_ssize_t k = 0; k < H; k++, m += HP) {
-        VEC w[2];
-#pragma GCC unroll 2
-        for (int c = 0; c < NV; c++) w[c] = SUF(vload)(m + c * VL);
-#pragma GCC unroll 16
-        for (int r = 0; r < rb; r++) {
-            const REAL xr = in[r * HP + k];
-#pragma GCC unroll 2
-            for (int c = 0; c < NV; c++) acc[c][r] += xr * w[c];
-        }
-    }
+    SUF(rows_acc)(rb, NV, jc, NULL, in, HP, 1, H, M, HP, acc);
     const VEC zero = (VEC){0};
 #pragma GCC unroll 2
     for (int c = 0; c < NV; c++) {

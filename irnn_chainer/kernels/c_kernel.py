@@ -1,8 +1,8 @@
 """Python side of the compiled CPU kernel (``_irnn_cpu``, see ``_irnn_cpu.c``).
 
 Same interface as :mod:`.numpy_kernel`. Pads W (and E + b) to a multiple of the vector
-length once per call; the time loops and the dW product run in C with the GIL released.
-The (T, B, H) buffers (states, per-step gradients) are recycled between calls through a
+length once per call; the time loops (dW summed inside the reverse one) run in C with the GIL released.
+The (T, B, H) buffers (the states kept for backward) are recycled between calls through a
 small pool (:func:`release` gives a state buffer back when its graph node dies), so each
 iteration does not fault in 10 MB of fresh pages (~1 ms here).
 """
@@ -55,7 +55,7 @@ _pool_lock = threading.Lock()
 
 
 _POOL_MAX = 3    # buffers kept per shape
-_POOL_SHAPES = 4  # shapes kept (the states and the padded gradients of the latest runs)
+_POOL_SHAPES = 4  # shapes kept (the IRNN states and the LSTM gates, cells and states of the latest runs)
 
 
 def _take(shape, dtype):
