@@ -1,7 +1,8 @@
 """Python side of the compiled CPU kernel (``_irnn_cpu``, see ``_irnn_cpu.c``).
 
 Same interface as :mod:`.numpy_kernel`. Pads W (and E + b) to a multiple of the vector
-length once per call; the time loops (dW summed inside the reverse one) run in C with the GIL released.
+length once per call; the time loops (dW summed inside the reverse one) run in C with the GIL
+released.
 The (T, B, H) buffers (the states kept for backward) are recycled between calls through a
 small pool (:func:`release` gives a state buffer back when its graph node dies), so each
 iteration does not fault in 10 MB of fresh pages (~1 ms here).
