@@ -94,7 +94,7 @@ def test_the_demo_says_what_it_does_and_where_its_files_are(repo):
     assert 'installing' in lines[steps[0]] and 'training' in lines[steps[2]]
     assert lines.index([l for l in lines if l.startswith('final:')][0]) > steps[2]
     train = [c for c in calls if c.startswith('irnn-chainer')]
-    assert train == ['irnn-chainer train --dataset embedded --preset fast --epoch 4 --batchsize 32 --lr 2e-4 '
+    assert train == ['irnn-chainer train --dataset embedded --preset fast --epoch 5 --batchsize 32 --lr 2e-4 '
                      '--init-std 0.01 --ema 0 --out result/demo --force']
     tail = out[out.index('dev.sh: done in'):]
     for words in ('result/demo/accuracy.png', 'above 70 %', 'result/demo/loss.png', 'source .venv/bin/activate',
