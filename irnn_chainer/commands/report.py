@@ -281,9 +281,9 @@ def summarise(run, window=5):
         s['projection'] = 'no evaluation logged yet'
         return s
     accs = [100 * r['validation/main/accuracy'] for r in log]
-    last = log[-1]
+    last, at_best = log[-1], log[accs.index(max(accs))]
     s.update(best=max(accs), final=accs[-1], epochs=last['epoch'], iterations=last['iteration'],
-             time=last.get('elapsed_time'), best_epoch=log[accs.index(max(accs))]['epoch'])
+             time=last.get('elapsed_time'), best_epoch=at_best['epoch'])
     ema = [(100 * r['ema/main/accuracy'], r['epoch']) for r in log if 'ema/main/accuracy' in r]
     if ema:  # --ema: the averaged weights' best, beside the trained weights' (the table's)
         best_ema = max(ema)
@@ -295,12 +295,11 @@ def summarise(run, window=5):
     finished = ((planned_iters is not None and last['iteration'] >= planned_iters) or
                 (planned_iters is None and cfg.get('epoch') is not None and last['epoch'] >= cfg['epoch']))
     if paper is not None and s['best'] < paper and s['final'] < s['best'] - 10:
-        at = log[accs.index(s['best'])]
         # near chance (10 classes) the recurrence has blown up; higher, it may be a dip at a high rate
         s['projection'] = ('%s: final %.2f %% against the best %.2f %% at epoch %s, iteration %s (%s; '
                            'no projection)' % (
                                'collapsed' if s['final'] < CHANCE + 5 else 'dropped', s['final'], s['best'],
-                               at['epoch'], at['iteration'],
+                               at_best['epoch'], at_best['iteration'],
                                'at chance: the training diverged' if s['final'] < CHANCE + 5 else
                                '%.1f points below its best' % (s['best'] - s['final'])))
     elif paper is not None and s['best'] < paper and finished and _decays(cfg):
