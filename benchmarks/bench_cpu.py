@@ -7,6 +7,8 @@ on a 10-way readout of h_T, batch 16, T = 784, H = 100, float32, on real MNIST t
 - irnn-stepwise: the faithful Chainer graph, one EmbedID + Linear + add + ReLU per pixel;
 - irnn-numpy / irnn-c-1 / irnn-c-N: the fused recurrence with the NumPy kernel, the C kernel
   on one thread and on N threads (N = the cores this process may use, or --threads);
+- irnn-avx2-N / irnn-base-N: irnn-c-N with the C kernel held at its AVX2 level (what a CPU
+  without AVX-512 runs) or its SSE2 baseline (a CPU without AVX2), where this CPU has them;
 - tanh-c-N: the rnn-tanh baseline fused (the C kernel's own vector tanh);
 - lstm-numpy / lstm-c-N: the LSTM baseline (EmbedID + Chainer's LSTM) fused;
 - torch-rnn / torch-lstm: PyTorch ``nn.RNN(nonlinearity='relu')`` on one-hot input and
@@ -61,6 +63,8 @@ VARIANTS = {
     'irnn-numpy': ('IRNN fused, NumPy kernel', 2, (8, 3)),
     'irnn-c-1': ('IRNN fused, C kernel, 1 thread', 10, (120, 40)),
     'irnn-c-N': ('IRNN fused, C kernel, N threads', 10, (120, 40)),
+    'irnn-avx2-N': ('IRNN fused, C kernel at its AVX2 level, N threads', 10, (120, 40)),
+    'irnn-base-N': ('IRNN fused, C kernel at its SSE2 level, N threads', 5, (40, 15)),
     'tanh-c-N': ('rnn-tanh fused, C kernel, N threads', 10, (80, 30)),
     'lstm-numpy': ('LSTM fused, NumPy kernel', 2, (6, 3)),
     'lstm-c-N': ('LSTM fused, C kernel, N threads', 5, (40, 15)),
@@ -325,12 +329,16 @@ def run_variant(name, reps, n_threads):
     if name.startswith(('irnn', 'tanh', 'lstm-', 'eval')):
         from irnn_chainer.kernels import threads
         threads.set_threads(1 if name.endswith('-1') else n_threads)
-        info = '%d threads' % threads.get_threads()
+        from irnn_chainer import kernels
+        if name in ('irnn-avx2-N', 'irnn-base-N'):
+            kernels.c_kernel.set_level(name.split('-')[1])
+        info = '%d threads%s' % (threads.get_threads(),
+                                 ', %s code' % kernels.c_kernel.level() if kernels.c_kernel else '')
     if name == 'irnn-stepwise':
         step = chainer_update('irnn', 'stepwise', 'auto', x, y)
     elif name == 'irnn-numpy':
         step = chainer_update('irnn', 'fused', 'numpy', x, y)
-    elif name in ('irnn-c-1', 'irnn-c-N'):
+    elif name in ('irnn-c-1', 'irnn-c-N', 'irnn-avx2-N', 'irnn-base-N'):
         step = chainer_update('irnn', 'fused', 'c', x, y)
     elif name == 'tanh-c-N':
         step = chainer_update('rnn-tanh', 'fused', 'c', x, y)
@@ -391,7 +399,13 @@ def child(name, reps, n_threads, env, peer_python=None):
 
 
 def available(name, peer_python=None):
-    """Whether a peer's library imports (checked in a child, so this process stays clean)."""
+    """Whether a peer's library imports, or the C kernel has the variant's level on this CPU
+    (checked in a child, so this process stays clean)."""
+    if name in ('irnn-avx2-N', 'irnn-base-N'):
+        code = ('from irnn_chainer.kernels import c_kernel; '
+                'raise SystemExit(%r not in c_kernel.levels())' % name.split('-')[1])
+        return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                              cwd=os.path.join(HERE, '..')).returncode == 0
     mod = {'torch': 'torch', 'jax': 'jax'}.get(name.split('-')[0])
     if not mod:
         return True
@@ -426,7 +440,9 @@ def main(argv=None):
     if a.peer_python and not os.path.exists(a.peer_python):
         p.error('--peer-python: expected a Python interpreter, got %r (no such file)' % a.peer_python)
     ok = {n: available(n, a.peer_python) for n in names}
-    notes = ['%s skipped: %s does not import' % (n, n.split('-')[0]) for n in names if not ok[n]]
+    notes = ['%s skipped: %s' % (n, 'the C kernel has no %s level on this CPU' % n.split('-')[1]
+                                 if n.startswith('irnn-') else '%s does not import' % n.split('-')[0])
+             for n in names if not ok[n]]
     names = [n for n in names if ok[n]]
     env = dict(os.environ)
     if not a.keep_openblas_env:
@@ -460,7 +476,7 @@ def main(argv=None):
         platform.machine(), n_threads, 'data: %s' % next(iter(meta.values()))['source'] if meta else '',
         'OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE kept' if a.keep_openblas_env else
         'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the children'))
-    for n in ('torch-rnn', 'jax-rnn', 'jax-lstm'):
+    for n in ('irnn-c-N', 'irnn-avx2-N', 'irnn-base-N', 'torch-rnn', 'jax-rnn', 'jax-lstm'):
         if n in meta:
             print('%s: %s' % (n, meta[n]['info']))
     rate = {k: (2.0 * MATMUL_N ** 3 / med[k]) for k in ('matmul-1', 'matmul-N') if k in med}

@@ -94,7 +94,8 @@ def backend_description():
         return 'numpy (forced by %s=numpy)' % ENV
     if c_kernel is None:
         return 'numpy (C kernel not built: %s)' % _c_error
-    return 'c (compiled extension %s)' % os.path.basename(c_kernel._ext.__file__)
+    return 'c (compiled extension %s, %s code)' % (os.path.basename(c_kernel._ext.__file__),
+                                                  c_kernel.level())
 
 
 def gpu_description():

@@ -1,5 +1,5 @@
 /* Vector tanh for the C kernels; included inside each per-dtype pass of a kernel file (REAL,
- * VEC, IVEC, VL, TANH, SUF defined there). Gives
+ * VEC, IVEC, VL, IRNN_F32, TANH, SUF defined there). Gives
  *
  *   SUF(vtanh)(VEC x)                       tanh of every lane
  *   SUF(tanh_inplace)(REAL *a, Py_ssize_t n)  a[i] = tanh(a[i]), vectorised with a tail
@@ -19,7 +19,7 @@
  * float64: the C library's tanh lane by lane (the float64 path is the exact reference).
  */
 
-#if VL == 16 /* float32 */
+#if IRNN_F32
 
 IRNN_INLINE VEC SUF(vsel)(IVEC mask, VEC a, VEC b) { /* mask ? a : b, lane-wise */
     return (VEC)(((IVEC)a & mask) | ((IVEC)b & ~mask));

@@ -36,7 +36,8 @@ def extension(relative_to=None):
     args = [] if sys.platform == 'win32' else ['-O3', '-std=gnu99', '-fno-math-errno', '-Wno-psabi',
                                                '-pthread']
     libs = [] if sys.platform == 'win32' else ['m', 'pthread']  # tanh (float64), threads
-    headers = [os.path.join(os.path.dirname(_source(relative_to)), h) for h in ('_threads.h', '_vmath.h')]
+    headers = [os.path.join(os.path.dirname(_source(relative_to)), h)
+               for h in ('_irnn_isa.h', '_irnn_kernels.h', '_threads.h', '_vmath.h')]
     return Extension(NAME, sources=[_source(relative_to)], depends=headers, extra_compile_args=args,
                      extra_link_args=[] if sys.platform == 'win32' else ['-pthread'], libraries=libs,
                      optional=True)

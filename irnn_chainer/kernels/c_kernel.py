@@ -20,6 +20,26 @@ VECTOR_BYTES = _ext.vector_bytes
 ACTS = {'relu': 0, 'tanh': 1}  # the C side's ACT_RELU, ACT_TANH
 
 
+def levels():
+    """The instruction-set levels built into the kernel that this CPU runs, best first: with
+    GCC on x86-64 'avx512', 'avx2' (both with FMA: the same bits) and 'base' (SSE2);
+    elsewhere 'generic'. The best is chosen on import."""
+    return _ext.levels()
+
+
+def level():
+    """The level the kernels run at now."""
+    return _ext.set_level()
+
+
+def set_level(name):
+    """Run the kernels at level ``name`` (one of :func:`levels`), e.g. to measure what an
+    AVX2-only CPU runs; returns the level before. ValueError for a level this CPU lacks."""
+    before = _ext.set_level()
+    _ext.set_level(name)
+    return before
+
+
 def _padded(a, hp):
     """a (rows, H) copied into a zero-padded (rows, hp) C-contiguous array."""
     out = np.zeros((a.shape[0], hp), dtype=a.dtype)
