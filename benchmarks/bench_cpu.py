@@ -78,6 +78,7 @@ VARIANTS = {
     'matmul-N': ('NumPy float32 1024x1024 product, N threads', 3, (20, 10)),
 }
 PEERS = ('torch', 'jax')
+LEVEL_VARIANTS = {'irnn-avx2-N': 'avx2', 'irnn-base-N': 'base'}  # the C kernel held at a level
 MATMUL_N = 1024
 IRNN_FLOP = 3 * 2 * B * T * H * H       # forward, dL/dh_{t-1}, dW
 LSTM_FLOP = 3 * 2 * B * T * H * 4 * H   # the same with 4H gates
@@ -330,15 +331,15 @@ def run_variant(name, reps, n_threads):
         from irnn_chainer.kernels import threads
         threads.set_threads(1 if name.endswith('-1') else n_threads)
         from irnn_chainer import kernels
-        if name in ('irnn-avx2-N', 'irnn-base-N'):
-            kernels.c_kernel.set_level(name.split('-')[1])
+        if name in LEVEL_VARIANTS:
+            kernels.c_kernel.set_level(LEVEL_VARIANTS[name])
         info = '%d threads%s' % (threads.get_threads(),
                                  ', %s code' % kernels.c_kernel.level() if kernels.c_kernel else '')
     if name == 'irnn-stepwise':
         step = chainer_update('irnn', 'stepwise', 'auto', x, y)
     elif name == 'irnn-numpy':
         step = chainer_update('irnn', 'fused', 'numpy', x, y)
-    elif name in ('irnn-c-1', 'irnn-c-N', 'irnn-avx2-N', 'irnn-base-N'):
+    elif name in ('irnn-c-1', 'irnn-c-N') or name in LEVEL_VARIANTS:
         step = chainer_update('irnn', 'fused', 'c', x, y)
     elif name == 'tanh-c-N':
         step = chainer_update('rnn-tanh', 'fused', 'c', x, y)
@@ -401,9 +402,9 @@ def child(name, reps, n_threads, env, peer_python=None):
 def available(name, peer_python=None):
     """Whether a peer's library imports, or the C kernel has the variant's level on this CPU
     (checked in a child, so this process stays clean)."""
-    if name in ('irnn-avx2-N', 'irnn-base-N'):
+    if name in LEVEL_VARIANTS:
         code = ('from irnn_chainer.kernels import c_kernel; '
-                'raise SystemExit(%r not in c_kernel.levels())' % name.split('-')[1])
+                'raise SystemExit(%r not in c_kernel.levels())' % LEVEL_VARIANTS[name])
         return subprocess.run([sys.executable, '-c', code], capture_output=True,
                               cwd=os.path.join(HERE, '..')).returncode == 0
     mod = {'torch': 'torch', 'jax': 'jax'}.get(name.split('-')[0])
@@ -440,8 +441,8 @@ def main(argv=None):
     if a.peer_python and not os.path.exists(a.peer_python):
         p.error('--peer-python: expected a Python interpreter, got %r (no such file)' % a.peer_python)
     ok = {n: available(n, a.peer_python) for n in names}
-    notes = ['%s skipped: %s' % (n, 'the C kernel has no %s level on this CPU' % n.split('-')[1]
-                                 if n.startswith('irnn-') else '%s does not import' % n.split('-')[0])
+    notes = ['%s skipped: %s' % (n, 'the C kernel has no %s level on this CPU' % LEVEL_VARIANTS[n]
+                                 if n in LEVEL_VARIANTS else '%s does not import' % n.split('-')[0])
              for n in names if not ok[n]]
     names = [n for n in names if ok[n]]
     env = dict(os.environ)
@@ -476,7 +477,7 @@ def main(argv=None):
         platform.machine(), n_threads, 'data: %s' % next(iter(meta.values()))['source'] if meta else '',
         'OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE kept' if a.keep_openblas_env else
         'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the children'))
-    for n in ('irnn-c-N', 'irnn-avx2-N', 'irnn-base-N', 'torch-rnn', 'jax-rnn', 'jax-lstm'):
+    for n in ('irnn-c-N',) + tuple(LEVEL_VARIANTS) + ('torch-rnn', 'jax-rnn', 'jax-lstm'):
         if n in meta:
             print('%s: %s' % (n, meta[n]['info']))
     rate = {k: (2.0 * MATMUL_N ** 3 / med[k]) for k in ('matmul-1', 'matmul-N') if k in med}
